@@ -1,0 +1,50 @@
+"""Exceptions raised by :mod:`billing`.
+
+Tree::
+
+    BillingError
+    ├── StoreUnavailable        Redis cannot be reached and the spool cannot take the record
+    ├── IdempotencyConflict     same execution ID, different request body
+    ├── QuotaExceeded           the client's monthly budget is spent
+    ├── UnknownPlan             a plan name that is not configured
+    └── FormatError             a report/KV/plan file that cannot be read
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BillingError",
+    "FormatError",
+    "IdempotencyConflict",
+    "QuotaExceeded",
+    "StoreUnavailable",
+    "UnknownPlan",
+]
+
+
+class BillingError(Exception):
+    """Base class of every billing error."""
+
+
+class StoreUnavailable(BillingError):
+    """The usage store (Redis) is unreachable and the record could not be kept."""
+
+
+class IdempotencyConflict(BillingError):
+    """An execution ID was reused with a different request body."""
+
+
+class QuotaExceeded(BillingError):
+    """The client's budget for the month is exhausted."""
+
+    def __init__(self, message: str, remaining: str = "0") -> None:
+        super().__init__(message)
+        self.remaining = remaining
+
+
+class UnknownPlan(BillingError):
+    """A plan name that the plans file does not define."""
+
+
+class FormatError(BillingError):
+    """Input in a billing file format (KV bulk, plans, CSV) is malformed."""

@@ -1,0 +1,45 @@
+"""Fixtures shared by every test package: a real Redis server, never a fake one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from billing.embedded import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real redis-server: ``CODEXEC_REDIS_URL`` or an embedded one for the session."""
+    url = os.environ.get("CODEXEC_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def redis_client(redis_server: str) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio client on an emptied database."""
+    client = aioredis.Redis.from_url(redis_server)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path) -> Path:
+    """A private ./var for one test (spool, keys, module cache)."""
+    d = tmp_path / "var"
+    d.mkdir()
+    return d
