@@ -1,0 +1,84 @@
+"""Bounded admission to the sandbox threads: answer at once rather than queue forever.
+
+A request is admitted while fewer than ``slots + queue`` are in flight in this process and
+its client holds less than its share of them; it then waits for one of ``slots`` worker
+threads. Everything else is refused immediately (503 overall, 429 for a client over its
+share), so a burst never turns into unbounded latency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from service.errors import RateLimited, Unavailable
+from service.metrics import Metrics
+
+__all__ = ["Admission"]
+
+T = TypeVar("T")
+
+
+class Admission:
+    """Admission control in front of a bounded pool of sandbox threads."""
+
+    def __init__(
+        self, slots: int, queue: int, metrics: Metrics, *, client_share: float = 0.5
+    ) -> None:
+        self.slots = slots
+        self.capacity = slots + queue
+        self._limiter = anyio.CapacityLimiter(slots)
+        self._metrics = metrics
+        self._per_client_max = max(1, math.ceil(self.capacity * client_share))
+        self._in_flight = 0
+        self._by_client: Counter[str] = Counter()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not yet finished (running or waiting)."""
+        return self._in_flight
+
+    def _admit(self, client_id: str) -> None:
+        if self._in_flight >= self.capacity:
+            self._metrics.admission_rejections.inc()
+            raise Unavailable("every sandbox is busy and the queue is full; retry shortly")
+        if self._by_client[client_id] >= self._per_client_max:
+            self._metrics.rate_limited.inc()
+            raise RateLimited(retry_after=1)
+        self._in_flight += 1
+        self._by_client[client_id] += 1
+
+    def _release(self, client_id: str) -> None:
+        self._in_flight -= 1
+        self._by_client[client_id] -= 1
+        if self._by_client[client_id] <= 0:
+            del self._by_client[client_id]
+
+    async def run(self, client_id: str, fn: Callable[[], T]) -> T:
+        """Run blocking ``fn`` in a sandbox thread, or refuse at once."""
+        self._admit(client_id)
+        metrics = self._metrics
+        entered = False
+
+        def in_thread() -> T:
+            nonlocal entered
+            entered = True
+            metrics.sandbox_waiting.dec()
+            metrics.sandbox_in_use.inc()
+            try:
+                return fn()
+            finally:
+                metrics.sandbox_in_use.dec()
+
+        metrics.sandbox_waiting.inc()
+        try:
+            return await anyio.to_thread.run_sync(in_thread, limiter=self._limiter)
+        finally:
+            if not entered:  # cancelled while waiting for a thread
+                metrics.sandbox_waiting.dec()
+            self._release(client_id)

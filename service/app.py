@@ -1,0 +1,122 @@
+"""The application factory and its lifespan: nothing is built at import time."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.to_thread
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from billing.apikeys import ApiKeys
+from billing.plans import Plans
+from billing.quotas import Quotas
+from billing.ratelimit import RateLimiter
+from billing.spool import Spool
+from billing.usage import UsageStore
+from sandbox import Sandbox
+from service.admission import Admission
+from service.auth import Authenticator
+from service.background import run_background
+from service.config import Environment, Settings
+from service.deps import Services
+from service.errors import install_error_handlers
+from service.execution import ExecutionService
+from service.metrics import Metrics
+from service.middleware import RequestLogMiddleware
+from service.routes import billing, execute, health, usage
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("codexec.app")
+
+
+class StartupError(RuntimeError):
+    """The service refuses to start with this configuration."""
+
+
+async def _build(settings: Settings, metrics: Metrics) -> Services:
+    if settings.redis_url is None:
+        raise StartupError(
+            "CODEXEC_REDIS_URL is not set (`codexec serve` starts an embedded Redis for you)"
+        )
+    redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    plans = Plans.load(settings.plans_file)
+    keys = ApiKeys(redis)
+    production = settings.environment is Environment.production
+    if production and settings.api_key is None and not await keys.list():
+        raise StartupError(
+            "production needs API keys: create one with `codexec keys create` "
+            "or set CODEXEC_API_KEY"
+        )
+    sandbox = await anyio.to_thread.run_sync(
+        lambda: Sandbox(settings.cache_dir, tick_ms=settings.tick_ms)
+    )
+    spool = Spool(settings.spool_dir / f"spool-{os.getpid()}.jsonl")
+    usage_store = UsageStore(redis, spool, idempotency_ttl_s=settings.idempotency_ttl_s)
+    executor = ExecutionService(
+        settings,
+        sandbox=sandbox,
+        admission=Admission(settings.sandbox_threads, settings.admission_queue, metrics),
+        usage=usage_store,
+        quotas=Quotas(redis, plans),
+        rate_limiter=RateLimiter(redis),
+        plans=plans,
+        metrics=metrics,
+    )
+    auth = Authenticator(
+        keys,
+        legacy_key=settings.api_key,
+        admin_key=settings.admin_key,
+        legacy_plan=settings.legacy_plan,
+        cache_ttl_s=settings.auth_cache_ttl_s,
+    )
+    return Services(settings, redis, sandbox, plans, usage_store, auth, executor, metrics)
+
+
+def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> FastAPI:
+    """Build the ASGI app; the lifespan owns the sandbox, Redis client and background tasks."""
+    settings = settings or Settings()
+    metrics = metrics or Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await _build(settings, metrics)
+        app.state.services = services
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_background, services)
+                yield
+                tg.cancel_scope.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await services.usage.replay_spool()
+            services.sandbox.close()
+            await services.redis.aclose()
+
+    app = FastAPI(
+        title="codexec",
+        version="0.1.0",
+        summary="Sandboxed JavaScript execution with metered billing",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (execute.router, usage.router, billing.router, health.router):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Execution-ID", "X-Request-ID"],
+            expose_headers=["X-Execution-ID", "X-Request-ID", "Retry-After"],
+            max_age=86400,
+        )
+    app.add_middleware(RequestLogMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,276 @@
+"""One execution end to end: validate, replay or run, price, record, render.
+
+This is the only module that talks to both :mod:`sandbox` and :mod:`billing`. Redis being
+unreachable never loses usage (records go to the spool) and never blocks an execution:
+idempotency look-ups, rate limits and quota reads fail open, counted in
+``codexec_redis_errors_total``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from billing.errors import QuotaExceeded
+from billing.plans import Plan, Plans
+from billing.pricing import FUEL_PER_CPU_MS, price
+from billing.quotas import Quotas
+from billing.ratelimit import RateLimiter
+from billing.usage import UsageRecord, UsageStore
+from sandbox import Limits, Result, Sandbox
+from service.admission import Admission
+from service.auth import Caller
+from service.config import Settings
+from service.errors import BadRequest, Conflict, RateLimited
+from service.metrics import Metrics
+from service.schemas import EXECUTION_ID_RE, ExecuteRequest, render_execution
+
+__all__ = ["Executed", "ExecutionService"]
+
+log = logging.getLogger("codexec.execution")
+
+
+@dataclass(slots=True)
+class Executed:
+    """What the route sends back, and what the request log line says about it."""
+
+    body: bytes
+    execution_id: str
+    client_id: str
+    replayed: bool = False
+    outcome: str = "replayed"
+    fuel: int = 0
+    cpu_ms: float = 0.0
+    wall_ms: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def validation_error(exc: ValidationError) -> BadRequest:
+    """A 400 naming the first offending field of a pydantic error."""
+    first = exc.errors()[0]
+    field_name = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    message = first.get("msg", "invalid value")
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return BadRequest(f"{field_name}: {message}", field=field_name)
+
+
+def request_hash(client_id: str, request: ExecuteRequest) -> str:
+    """Identity of a request for idempotency: the normalized body, defaults filled in."""
+    canonical = orjson.dumps(
+        {"client": client_id, **request.model_dump(mode="json")}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def outcome_of(result: Result) -> str:
+    """Metric label for a run: ``ok``, ``error`` or the limit error's type."""
+    if result.ok:
+        return "ok"
+    assert result.error is not None
+    if result.error.type.endswith("LimitError") or result.error.type in {
+        "TimeoutError",
+        "FuelExhaustedError",
+    }:
+        return result.error.type
+    return "error"
+
+
+class ExecutionService:
+    """Runs requests for authenticated callers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sandbox: Sandbox,
+        admission: Admission,
+        usage: UsageStore,
+        quotas: Quotas,
+        rate_limiter: RateLimiter,
+        plans: Plans,
+        metrics: Metrics,
+    ) -> None:
+        self._settings = settings
+        self._sandbox = sandbox
+        self._admission = admission
+        self._usage = usage
+        self._quotas = quotas
+        self._rate = rate_limiter
+        self._plans = plans
+        self._metrics = metrics
+
+    def _validate(self, caller: Caller, body: dict[str, Any]) -> tuple[ExecuteRequest, str, Plan]:
+        try:
+            request = ExecuteRequest.model_validate(body)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+        client_id = caller.billed_client(request.clientId)
+        plan = self._plans.get(caller.plan)
+        s = self._settings
+        if len(request.code.encode("utf-8", "surrogatepass")) > s.max_code_bytes:
+            raise BadRequest(f"code is over {s.max_code_bytes} bytes", field="code")
+        if request.timeout > plan.max_timeout_ms:
+            raise BadRequest(
+                f"timeout is over the {plan.name} plan's maximum of {plan.max_timeout_ms} ms",
+                field="timeout",
+            )
+        if request.memoryLimit > plan.max_memory_bytes:
+            raise BadRequest(
+                f"memoryLimit is over the {plan.name} plan's maximum of "
+                f"{plan.max_memory_bytes} bytes",
+                field="memoryLimit",
+            )
+        return request, client_id, plan
+
+    def _limits(self, request: ExecuteRequest) -> Limits:
+        s = self._settings
+        return Limits(
+            timeout_ms=request.timeout,
+            memory_bytes=request.memoryLimit,
+            fuel=int(request.timeout * FUEL_PER_CPU_MS * s.fuel_headroom),
+            max_code_bytes=s.max_code_bytes,
+            max_output_lines=s.max_output_lines,
+            max_output_bytes=s.max_output_bytes,
+            max_result_bytes=s.max_result_bytes,
+        )
+
+    def _redis_failed(self, operation: str) -> None:
+        self._metrics.redis_errors.labels(operation).inc()
+        log.warning("redis unavailable during %s; continuing without it", operation)
+
+    async def execute(
+        self, caller: Caller, body: dict[str, Any], execution_id: str | None
+    ) -> Executed:
+        """Answer one ``POST /execute``."""
+        if execution_id is not None and not EXECUTION_ID_RE.fullmatch(execution_id):
+            raise BadRequest(
+                "X-Execution-ID must be 1-128 characters of [A-Za-z0-9._:-]",
+                field="X-Execution-ID",
+            )
+        request, client_id, plan = self._validate(caller, body)
+        context_json = orjson.dumps(request.context).decode()
+        if len(context_json) > self._settings.max_context_bytes:
+            raise BadRequest(
+                f"context is over {self._settings.max_context_bytes} bytes", field="context"
+            )
+        body_hash = request_hash(client_id, request)
+
+        if execution_id is not None:
+            try:
+                stored = await self._usage.lookup(client_id, execution_id)
+            except RedisError:
+                self._redis_failed("lookup")
+                stored = None
+            if stored is not None:
+                if stored.body_hash != body_hash:
+                    raise Conflict(
+                        "X-Execution-ID was already used with a different request body",
+                        field="X-Execution-ID",
+                    )
+                self._metrics.idempotent_replays.inc()
+                return Executed(
+                    stored.response, execution_id, client_id, replayed=True,
+                    headers={"Idempotent-Replayed": "true"},
+                )  # fmt: skip
+        else:
+            execution_id = uuid.uuid4().hex
+
+        await self._admit(client_id, plan)
+        limits = self._limits(request)
+        result = await self._admission.run(
+            client_id, lambda: self._sandbox.run(request.code, context_json, limits)
+        )
+        return await self._settle(client_id, plan, execution_id, body_hash, result)
+
+    async def _admit(self, client_id: str, plan: Plan) -> None:
+        try:
+            wait = await self._rate.acquire(client_id, plan.rate_per_second, plan.burst)
+        except RedisError:
+            self._redis_failed("rate_limit")
+            wait = 0.0
+        if wait > 0:
+            self._metrics.rate_limited.inc()
+            raise RateLimited(retry_after=wait)
+        try:
+            await self._quotas.check(client_id, plan)
+        except RedisError:
+            self._redis_failed("quota")
+        except QuotaExceeded:
+            self._metrics.quota_rejections.inc()
+            raise
+
+    async def _settle(
+        self, client_id: str, plan: Plan, execution_id: str, body_hash: str, result: Result
+    ) -> Executed:
+        charge = price(plan, result.fuel, result.peak_memory)
+        error = (
+            None
+            if result.error is None
+            else {
+                "type": result.error.type,
+                "message": result.error.message,
+                "stack": result.error.stack,
+            }
+        )
+        response = render_execution(
+            execution_id=execution_id,
+            ok=result.ok,
+            result_json=result.result_json,
+            output=result.output,
+            error=error,
+            wall_ms=result.wall_ms,
+            cpu_ms=result.cpu_ms,
+            peak_memory=result.peak_memory,
+            fuel=result.fuel,
+            compute_units=charge.compute_units,
+            cost=charge.cost,
+        )
+        record = UsageRecord(
+            client_id=client_id,
+            execution_id=execution_id,
+            at=datetime.now(UTC),
+            plan=plan.name,
+            fuel=result.fuel,
+            cpu_ms=result.cpu_ms,
+            wall_ms=result.wall_ms,
+            peak_memory_bytes=result.peak_memory,
+            error=not result.ok,
+            charge=charge,
+        )
+        outcome = await self._usage.record(record, body_hash, response)
+        if outcome.spooled:
+            self._redis_failed("record")
+        self._metrics.spool_depth.set(self._usage.spool_depth())
+        m = self._metrics
+        label = outcome_of(result)
+        m.executions.labels(label).inc()
+        m.execution_seconds.observe(result.wall_ms / 1000)
+        m.execution_fuel.observe(result.fuel)
+        if result.rebuilt:
+            m.sandbox_rebuilds.inc()
+        if outcome.duplicate and outcome.stored is not None:
+            if outcome.stored.body_hash != body_hash:
+                raise Conflict(
+                    "X-Execution-ID was already used with a different request body",
+                    field="X-Execution-ID",
+                )
+            response = outcome.stored.response
+        return Executed(
+            response,
+            execution_id,
+            client_id,
+            replayed=outcome.duplicate,
+            outcome=label,
+            fuel=result.fuel,
+            cpu_ms=result.cpu_ms,
+            wall_ms=result.wall_ms,
+        )

@@ -1,0 +1,75 @@
+"""``POST /execute`` and its Worker-compatible alias ``POST /``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+
+from service.body import read_json_object
+from service.deps import CallerDep, ServicesDep
+from service.schemas import EXECUTION_ID_PATTERN, ErrorEnvelope, ExecuteRequest, ExecuteResponse
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["execute"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": text}
+    for status, text in (
+        (400, "Bad input (names the field)"),
+        (401, "Missing or unknown key"),
+        (402, "Budget exhausted"),
+        (403, "Wrong client for this key"),
+        (409, "X-Execution-ID reused with a different body"),
+        (413, "Body too large"),
+        (415, "Body is not JSON"),
+        (429, "Rate limited (Retry-After)"),
+        (503, "Overloaded or billing store down (Retry-After)"),
+    )
+}
+_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ExecuteRequest.model_json_schema()}},
+    }
+}
+
+
+async def execute(
+    request: Request,
+    services: ServicesDep,
+    caller: CallerDep,
+    x_execution_id: Annotated[
+        str | None,
+        Header(
+            alias="X-Execution-ID",
+            description="Idempotency key: 1-128 chars of " + EXECUTION_ID_PATTERN,
+        ),
+    ] = None,
+) -> Response:
+    """Run JavaScript in a fresh sandbox and bill the caller's client for it."""
+    s = services.settings
+    body = await read_json_object(request, max_bytes=s.max_body_bytes, max_depth=s.max_json_depth)
+    done = await services.executor.execute(caller, body, x_execution_id)
+    request.state.log = {
+        "client": done.client_id,
+        "outcome": done.outcome,
+        "fuel": done.fuel,
+        "cpu_ms": done.cpu_ms,
+        "wall_ms": done.wall_ms,
+    }
+    headers = {"X-Execution-ID": done.execution_id, **done.headers}
+    return Response(done.body, media_type="application/json", headers=headers)
+
+
+for path, name in (("/execute", "execute"), ("/", "execute_worker_alias")):
+    router.add_api_route(
+        path,
+        execute,
+        methods=["POST"],
+        name=name,
+        response_model=None,
+        responses={200: {"model": ExecuteResponse}, **_ERRORS},
+        openapi_extra=_REQUEST_BODY,
+    )
