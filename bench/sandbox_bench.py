@@ -1,0 +1,140 @@
+"""Sandbox per-execution cost against a fresh wasm instance and native QuickJS (issue 2).
+
+``python -m bench sandbox [--quick]``. Three scripts, each measured in the same process:
+
+* ``Sandbox.run``: the full public path (in-place snapshot reset, all limits on);
+* a fresh wasm instance per execution with full init (Store, instantiate, ``_initialize``,
+  ``JS_NewRuntime``, ``JS_NewContext``, prelude), then the same run;
+* native ``quickjs`` (PyPI binding, no sandbox, no limits) with a new ``Context`` per run,
+  the code wrapped in a plain (non-async) function.
+
+The JSON script builds its ~100 KB string inside the code (same code for every system), so
+its time includes building the string. Also prints fuel per CPU-ms (the calibration the
+service and billing use).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import quickjs
+
+from sandbox import Limits, Sandbox
+from sandbox.execution import Instance
+from sandbox.snapshot import build
+
+CONTRACT = "const x = 10; const y = 20; return x + y;"
+CPU = "let s=0; for(let i=0;i<1e6;i++) s+=i; return s;"
+JSON_100K = (
+    "const s = '[' + Array.from({length: 1150}, (_, i) => JSON.stringify("
+    "{id: i, name: 'item-' + i, tags: ['alpha', 'beta'], value: i * 1.5, ok: i % 2 === 0})"
+    ").join(',') + ']';"
+    " return [s.length, JSON.parse(s).length];"
+)
+FIB = "function fib(n){return n<2?n:fib(n-1)+fib(n-2)} return fib(24);"
+STRINGS = "let a=[]; for(let i=0;i<20000;i++) a.push('k'+i); return a.join(',').length;"
+LIMITS = Limits(timeout_ms=10_000, fuel=10**12)
+
+
+def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
+    xs = sorted(samples_ns)
+    return xs[len(xs) // 2] / 1e6, xs[min(len(xs) - 1, int(len(xs) * 0.99))] / 1e6
+
+
+def _measure(fn: Callable[[], object], n: int, warmup: int) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    gc.disable()
+    try:
+        samples = []
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            fn()
+            samples.append(time.perf_counter_ns() - t0)
+    finally:
+        gc.enable()
+    return _percentiles(samples)
+
+
+def _native(code: str) -> Callable[[], object]:
+    src = "(function(){" + code + "\n})()"
+
+    def run() -> object:
+        return quickjs.Context().eval(src)
+
+    return run
+
+
+def _fresh(sb: Sandbox, code: str) -> Callable[[], object]:
+    data = code.encode()
+
+    def run() -> object:
+        template, guest = build(sb.compiled, True)
+        instance = Instance(sb.compiled, template, True, guest)
+        try:
+            return instance.run(data, "{}", LIMITS, 1, 10)[0]
+        finally:
+            instance.close()
+
+    return run
+
+
+def _check(sb: Sandbox) -> None:
+    for code in (CONTRACT, CPU):
+        res = sb.run(code, limits=LIMITS)
+        assert res.ok, res.error
+        assert json.loads(res.result_json) == _native(code)()
+    size = sb.run(JSON_100K, limits=LIMITS).result_json
+    print(f"JSON script: [string length, parsed items] = {size}")
+
+
+def _calibrate(sb: Sandbox, quick: bool) -> None:
+    print("\ncalibration: fuel per CPU-ms (median of runs; CPU = thread CPU time of the run)")
+    print(f"{'script':<10} {'fuel':>14} {'cpu ms':>9} {'fuel/cpu-ms':>12}")
+    for name, code in (
+        ("contract", CONTRACT),
+        ("cpu-loop", CPU),
+        ("json-100k", JSON_100K),
+        ("fib(24)", FIB),
+        ("strings", STRINGS),
+    ):
+        runs = [sb.run(code, limits=LIMITS) for _ in range(5 if quick else 15)]
+        fuel = runs[0].fuel
+        assert all(r.fuel == fuel for r in runs), "fuel is not deterministic"
+        cpu = statistics.median(r.cpu_ms for r in runs)
+        print(f"{name:<10} {fuel:>14,} {cpu:>9.3f} {fuel / cpu:>12,.0f}")
+
+
+def run(quick: bool = False) -> None:
+    """Print p50/p99 per execution and the ratios; see the module docstring."""
+    print(f"load average: {os.getloadavg()}")
+    with tempfile.TemporaryDirectory() as tmp, Sandbox(Path(tmp)) as sb:
+        _check(sb)
+        scale = 10 if quick else 1
+        cases = [
+            ("contract example", CONTRACT, 20000 // scale, 2000 // scale, 400 // scale),
+            ("cpu loop 1e6", CPU, 40 // min(scale, 4), 10 // min(scale, 4), 40 // min(scale, 4)),
+            ("JSON.parse 100KB", JSON_100K, 300 // scale, 100 // scale, 300 // scale),
+        ]
+        print(f"\n{'script':<18} {'system':<26} {'p50 ms':>9} {'p99 ms':>9} {'x native':>9}")
+        for label, code, n_sb, n_fresh, n_native in cases:
+            native = _measure(_native(code), n_native, max(n_native // 10, 2))
+            ours = _measure(lambda c=code: sb.run(c, limits=LIMITS), n_sb, max(n_sb // 10, 2))
+            fresh = _measure(_fresh(sb, code), n_fresh, max(n_fresh // 10, 2))
+            for system, (p50, p99) in (
+                ("Sandbox.run (snapshot)", ours),
+                ("fresh instance+full init", fresh),
+                ("native quickjs, new ctx", native),
+            ):
+                ratio = p50 / native[0]
+                print(f"{label:<18} {system:<26} {p50:>9.4f} {p99:>9.4f} {ratio:>8.2f}x")
+            print(f"{'':<18} snapshot vs fresh instance: {fresh[0] / ours[0]:.1f}x faster")
+        _calibrate(sb, quick)
+        print(f"\nstats: {sb.stats}, fast path: {sb.info.fast_path}")

