@@ -76,12 +76,18 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             self.binary,
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.data_dir),
-            "--logfile", "redis.log",
-            "--daemonize", "no",
-            "--protected-mode", "no",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--logfile",
+            "redis.log",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
         ]
         if self.persist:
             args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1"]
@@ -97,9 +103,10 @@ class EmbeddedRedis:
                 log = self.data_dir / "redis.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise BillingError(f"redis-server exited at start-up: {tail}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
-            ) as s:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s,
+            ):
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
                     return self

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
 import anyio.to_thread
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from billing.apikeys import ApiKeys
 from billing.plans import Plans
@@ -41,12 +42,26 @@ class StartupError(RuntimeError):
     """The service refuses to start with this configuration."""
 
 
+def redis_client(url: str) -> aioredis.Redis:
+    """A client that waits for a free connection instead of failing, and fails fast when
+    Redis is gone (so usage goes to the spool at once instead of after long retries)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=64,
+        timeout=5,
+        socket_connect_timeout=1,
+        socket_timeout=2,
+        health_check_interval=30,
+    )
+    return aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
+
+
 async def _build(settings: Settings, metrics: Metrics) -> Services:
     if settings.redis_url is None:
         raise StartupError(
             "CODEXEC_REDIS_URL is not set (`codexec serve` starts an embedded Redis for you)"
         )
-    redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    redis = redis_client(settings.redis_url)
     plans = Plans.load(settings.plans_file)
     keys = ApiKeys(redis)
     production = settings.environment is Environment.production
@@ -58,12 +73,17 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
     sandbox = await anyio.to_thread.run_sync(
         lambda: Sandbox(settings.cache_dir, tick_ms=settings.tick_ms)
     )
-    spool = Spool(settings.spool_dir / f"spool-{os.getpid()}.jsonl")
+    spool = Spool(settings.spool_dir)
     usage_store = UsageStore(redis, spool, idempotency_ttl_s=settings.idempotency_ttl_s)
     executor = ExecutionService(
         settings,
         sandbox=sandbox,
-        admission=Admission(settings.sandbox_threads, settings.admission_queue, metrics),
+        admission=Admission(
+            settings.sandbox_threads,
+            settings.admission_queue,
+            metrics,
+            client_share=settings.client_share,
+        ),
         usage=usage_store,
         quotas=Quotas(redis, plans),
         rate_limiter=RateLimiter(redis),
@@ -109,6 +129,10 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     install_error_handlers(app)
     for router in (execute.router, usage.router, billing.router, health.router):
         app.include_router(router)
+    if settings.bench_endpoints:
+        bench_router = APIRouter()
+        execute.add_bench_routes(bench_router)
+        app.include_router(bench_router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -34,6 +34,10 @@ class Caller:
 
     def billed_client(self, body_client_id: str | None) -> str:
         """The client to bill for a request that names ``body_client_id``."""
+        if self.admin:
+            raise Forbidden(
+                "the admin key cannot run code; use a client key", field="Authorization"
+            )
         if self.legacy:
             if not body_client_id:
                 raise BadRequest("clientId is required with the shared API key", field="clientId")

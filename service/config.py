@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     max_result_bytes: int = Field(1 * MiB, ge=16)
 
     sandbox_threads: int = Field(4, ge=1, le=256)
-    admission_queue: int = Field(16, ge=0)
+    admission_queue: int = Field(64, ge=0)
+    client_share: float = Field(0.5, gt=0, le=1)
     tick_ms: int = Field(10, ge=1, le=1000)
     fuel_headroom: float = Field(2.0, ge=1.0)
 
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(30.0, ge=0)
 
     log_level: str = "INFO"
+    bench_endpoints: bool = False
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -38,7 +38,7 @@ from billing.errors import (
     StoreUnavailable,
     UnknownPlan,
 )
-from sandbox.errors import CodeTooLarge, SandboxError
+from sandbox.errors import CodeTooLarge, InvalidContext, SandboxError
 
 __all__ = [
     "BadRequest",
@@ -173,6 +173,7 @@ TRANSLATIONS: tuple[tuple[type[BaseException], Callable[[BaseException], Service
     ),
     (UnknownPlan, lambda e: Forbidden(str(e))),
     (CodeTooLarge, lambda e: BadRequest(str(e), field="code")),
+    (InvalidContext, lambda e: BadRequest(str(e), field="context")),
     (BillingError, lambda e: Unavailable("billing store error", type="StoreUnavailable")),
     (SandboxError, lambda e: Unavailable("sandbox unavailable", type="SandboxUnavailable")),
 )

@@ -7,11 +7,13 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 __all__ = [
     "CLIENT_ID_PATTERN",
     "EXECUTION_ID_PATTERN",
+    "ClientQuery",
     "ErrorEnvelope",
     "ExecuteRequest",
     "ExecuteResponse",
@@ -21,6 +23,8 @@ __all__ = [
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 EXECUTION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 EXECUTION_ID_RE = re.compile(EXECUTION_ID_PATTERN)
+
+ClientQuery = Annotated[str | None, Query(alias="clientId", pattern=CLIENT_ID_PATTERN)]
 
 RUNNABLE_LANGUAGES = ("javascript", "js")
 # Languages the Worker's client knows but codexec does not run (answered 400 by name).

@@ -12,7 +12,7 @@ from billing.kv import export_pages
 from billing.reports import build_report, render_csv, render_json
 from service.deps import AdminDep, ServicesDep
 from service.errors import BadRequest, NotFound
-from service.schemas import CLIENT_ID_PATTERN
+from service.schemas import ClientQuery
 
 __all__ = ["router"]
 
@@ -26,9 +26,6 @@ class ReportFormat(StrEnum):
 
     json = "json"
     csv = "csv"
-
-
-ClientQuery = Annotated[str | None, Query(alias="clientId", pattern=CLIENT_ID_PATTERN)]
 
 
 @router.get("/report", summary="Usage report over a range of days (admin)", response_model=None)

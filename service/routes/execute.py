@@ -63,6 +63,19 @@ async def execute(
     return Response(done.body, media_type="application/json", headers=headers)
 
 
+async def noop(request: Request, services: ServicesDep, caller: CallerDep) -> Response:
+    """Benchmark baseline: auth, body bounds and validation as ``/execute``, no run, no Redis."""
+    s = services.settings
+    body = await read_json_object(request, max_bytes=s.max_body_bytes, max_depth=s.max_json_depth)
+    ExecuteRequest.model_validate(body)
+    return Response(b'{"success":true,"result":null}', media_type="application/json")
+
+
+def add_bench_routes(target: APIRouter) -> None:
+    """The no-op baseline of ``make bench`` (only when ``CODEXEC_BENCH_ENDPOINTS`` is set)."""
+    target.add_api_route("/v1/noop", noop, methods=["POST"], include_in_schema=False)
+
+
 for path, name in (("/execute", "execute"), ("/", "execute_worker_alias")):
     router.add_api_route(
         path,

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from billing.totals import contract_value
 from service.deps import CallerDep, ServicesDep
 from service.errors import BadRequest
+from service.schemas import ClientQuery
 
 __all__ = ["router"]
 
@@ -18,15 +19,14 @@ router = APIRouter(prefix="/v1", tags=["billing"])
 
 @router.get("/usage", summary="The caller's usage today and this month")
 async def usage(
-    services: ServicesDep, caller: CallerDep, clientId: str | None = None
+    services: ServicesDep, caller: CallerDep, client_id: ClientQuery = None
 ) -> dict[str, Any]:
     """Totals of the caller's client (the legacy key names the client with ``clientId``)."""
     if caller.admin or caller.legacy:
-        if not clientId:
+        if not client_id:
             raise BadRequest("clientId is required with this key", field="clientId")
-        client_id = clientId
     else:
-        client_id = caller.billed_client(clientId)
+        client_id = caller.billed_client(client_id)
     now = datetime.now(UTC)
     day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
     today = await services.usage.totals(client_id, day)

@@ -149,6 +149,13 @@ def test_wrong_client_is_403(live: LiveServer, client_id: str) -> None:
     assert error_of(r)["field"] == "clientId"
 
 
+def test_admin_key_cannot_execute(live: LiveServer) -> None:
+    with live.client(ADMIN_KEY) as http:
+        r = http.post("/execute", json={"code": EXAMPLE, "clientId": "x"})
+    assert r.status_code == 403
+    assert error_of(r)["field"] == "Authorization"
+
+
 def test_legacy_key_requires_client_id(live: LiveServer) -> None:
     with live.client(LEGACY_KEY) as http:
         r = http.post("/", json={"code": EXAMPLE})

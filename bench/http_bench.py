@@ -1,0 +1,171 @@
+"""HTTP benchmark: ``POST /execute`` with billing on vs a no-op endpoint of the same app.
+
+For 1 and 2 uvicorn workers, ``codexec serve`` runs against an embedded redis-server (AOF
+``everysec``, as ``make run``); wrk (Debian package) sends the contract's example at
+concurrency 16 for 10 s to 127.0.0.1 after a 3 s warm-up, first to ``/v1/noop`` (auth, body
+bounds and validation, no run, no Redis), then to ``/execute`` (run + rate limit + quota +
+usage record). Prints req/s, p50, p99 and the ratio to the no-op ceiling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import redis.asyncio as aioredis
+
+from billing.apikeys import ApiKeys
+from billing.embedded import EmbeddedRedis, free_port
+
+EXAMPLE = '{"code": "const x = 10; const y = 20; return x + y;", "language": "javascript"}'
+CONNECTIONS = 16
+PLANS = {
+    "default": "bench",
+    "plans": {
+        "bench": {
+            "max_timeout_ms": 10000,
+            "max_memory_bytes": 134217728,
+            "allowed_modules": [],
+            "price_per_execution": "0",
+            "price_per_cpu_second": "0.0001",
+            "price_per_mb": "0.00001",
+            "monthly_budget": "1000000",
+            "rate_per_second": 1000000,
+            "burst": 1000000,
+        }
+    },
+}
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if m is None:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests/s, p50/p99 (ms) and non-2xx count from ``wrk --latency`` output."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if not (rps and p50 and p99):
+        raise RuntimeError("cannot parse wrk output:\n" + output)
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": _ms(p50.group(1)),
+        "p99_ms": _ms(p99.group(1)),
+        "non_2xx": float(bad.group(1)) if bad else 0.0,
+    }
+
+
+def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
+    """One bounded wrk run against a loopback URL."""
+    assert url.startswith("http://127.0.0.1:")
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    return parse_wrk(out)
+
+
+async def _make_key(url: str) -> str:
+    client = aioredis.Redis.from_url(url)
+    try:
+        return await ApiKeys(client).create("bench-client", "bench")
+    finally:
+        await client.aclose()
+
+
+def _serve(
+    workers: int, redis_url: str, var: Path, plans: Path, port: int
+) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEXEC_", "PROMETHEUS_"))}
+    env.update(
+        CODEXEC_REDIS_URL=redis_url,
+        CODEXEC_VAR_DIR=str(var),
+        CODEXEC_PORT=str(port),
+        CODEXEC_WORKERS=str(workers),
+        CODEXEC_PLANS_FILE=str(plans),
+        CODEXEC_BENCH_ENDPOINTS="true",
+        CODEXEC_MAINTENANCE_CRON="off",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError("codexec serve did not become ready")
+
+
+def run(quick: bool = False) -> None:
+    """Run the HTTP benchmark and print its table."""
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: HTTP benchmark skipped (apt-get install wrk)")
+        return
+    seconds, warmup = (3, 1) if quick else (10, 3)
+    rows: list[tuple[int, str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        plans = root / "plans.json"
+        plans.write_text(json.dumps(PLANS))
+        with EmbeddedRedis(root / "redis") as redis_server:
+            token = asyncio.run(_make_key(redis_server.url))
+            script = root / "post.lua"
+            script.write_text(
+                'wrk.method = "POST"\n'
+                f"wrk.body = {json.dumps(EXAMPLE)}\n"
+                'wrk.headers["Content-Type"] = "application/json"\n'
+                f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+            )
+            for workers in (1, 2):
+                port = free_port()
+                proc = _serve(workers, redis_server.url, root / f"var{workers}", plans, port)
+                try:
+                    for path in ("/v1/noop", "/execute"):
+                        url = f"http://127.0.0.1:{port}{path}"
+                        wrk(url, script, warmup)
+                        rows.append((workers, path, wrk(url, script, seconds)))
+                finally:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(30)
+    print(f"wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency (after {warmup}s warm-up), 127.0.0.1")
+    header = ("workers", "endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs no-op")
+    print("{:>7} {:<10} {:>9} {:>8} {:>8} {:>8} {:>9}".format(*header))
+    ceiling: dict[int, float] = {}
+    for workers, path, r in rows:
+        if path == "/v1/noop":
+            ceiling[workers] = r["rps"]
+        ratio = r["rps"] / ceiling[workers]
+        print(
+            f"{workers:>7} {path:<10} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['non_2xx']:>8.0f} {ratio:>8.0%}"
+        )
+    print("target: /execute with billing >= 60% of the no-op ceiling, p99 <= 5 ms")
