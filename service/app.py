@@ -52,8 +52,9 @@ def redis_client(url: str) -> aioredis.Redis:
         socket_connect_timeout=1,
         socket_timeout=2,
         health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
     )
-    return aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
+    return aioredis.Redis.from_pool(pool)
 
 
 async def _build(settings: Settings, metrics: Metrics) -> Services:
