@@ -11,11 +11,11 @@ import socket
 import sys
 from collections.abc import Iterator, Sequence
 
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from billing.apikeys import ApiKeys
 from billing.cli import CliContext, add_commands
+from billing.client import connect
 from billing.embedded import EmbeddedRedis
 from billing.plans import Plans
 from service.config import Settings
@@ -67,7 +67,7 @@ def redis_url(settings: Settings) -> Iterator[str]:
 async def _dev_key(url: str, settings: Settings) -> str:
     """The development key: reuse the one saved under ./var, or create it."""
     path = settings.var_dir / "dev-api-key"
-    client = aioredis.Redis.from_url(url)
+    client = connect(url, cluster=settings.redis_cluster)
     try:
         keys = ApiKeys(client)
         if path.exists():
@@ -135,7 +135,7 @@ def _compile_cache_cmd(args: argparse.Namespace) -> int:
 
 
 async def _run_billing(args: argparse.Namespace, settings: Settings, url: str) -> int:
-    client = aioredis.Redis.from_url(url)
+    client = connect(url, cluster=settings.redis_cluster)
     try:
         ctx = CliContext(
             redis=client,

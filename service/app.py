@@ -9,13 +9,11 @@ from contextlib import asynccontextmanager
 
 import anyio
 import anyio.to_thread
-import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from billing.apikeys import ApiKeys
+from billing.client import connect
 from billing.plans import Plans
 from billing.quotas import Quotas
 from billing.ratelimit import RateLimiter
@@ -42,27 +40,12 @@ class StartupError(RuntimeError):
     """The service refuses to start with this configuration."""
 
 
-def redis_client(url: str) -> aioredis.Redis:
-    """A client that waits for a free connection instead of failing, and fails fast when
-    Redis is gone (so usage goes to the spool at once instead of after long retries)."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=64,
-        timeout=5,
-        socket_connect_timeout=1,
-        socket_timeout=2,
-        health_check_interval=30,
-        retry=Retry(NoBackoff(), 1),
-    )
-    return aioredis.Redis.from_pool(pool)
-
-
 async def _build(settings: Settings, metrics: Metrics) -> Services:
     if settings.redis_url is None:
         raise StartupError(
             "CODEXEC_REDIS_URL is not set (`codexec serve` starts an embedded Redis for you)"
         )
-    redis = redis_client(settings.redis_url)
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     plans = Plans.load(settings.plans_file)
     keys = ApiKeys(redis)
     production = settings.environment is Environment.production

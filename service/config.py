@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
 
     redis_url: str | None = None
+    redis_cluster: bool = False
     embedded_redis_port: int = Field(6390, ge=1, le=65535)
     var_dir: Path = Path("var")
     plans_file: Path | None = None

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import redis.asyncio as aioredis
 from fastapi import Depends, Header, Request
 
 from billing.plans import Plans
+from billing.scripts import AnyRedis
 from billing.usage import UsageStore
 from sandbox import Sandbox
 from service.auth import Authenticator, Caller
@@ -24,7 +24,7 @@ class Services:
     """Everything the lifespan built, shared by the routes of one app."""
 
     settings: Settings
-    redis: aioredis.Redis
+    redis: AnyRedis
     sandbox: Sandbox
     plans: Plans
     usage: UsageStore
