@@ -6,6 +6,7 @@ Tree::
     ├── StoreUnavailable        Redis cannot be reached and the spool cannot take the record
     ├── IdempotencyConflict     same execution ID, different request body
     ├── QuotaExceeded           the client's monthly budget is spent
+    ├── RateLimitExceeded       the client's plan allows no more requests right now
     ├── UnknownPlan             a plan name that is not configured
     └── FormatError             a report/KV/plan file that cannot be read
 """
@@ -17,6 +18,7 @@ __all__ = [
     "FormatError",
     "IdempotencyConflict",
     "QuotaExceeded",
+    "RateLimitExceeded",
     "StoreUnavailable",
     "UnknownPlan",
 ]
@@ -40,6 +42,14 @@ class QuotaExceeded(BillingError):
     def __init__(self, message: str, remaining: str = "0") -> None:
         super().__init__(message)
         self.remaining = remaining
+
+
+class RateLimitExceeded(BillingError):
+    """The client's token bucket is empty; ``retry_after`` is the wait in seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limit exceeded; retry in {retry_after:.3f} s")
+        self.retry_after = retry_after
 
 
 class UnknownPlan(BillingError):

@@ -20,11 +20,26 @@ from billing.money import format_usd, from_pico, to_pico
 from billing.plans import Plan, Plans
 from billing.scripts import UNREACHABLE, AnyRedis, register
 
-__all__ = ["Quotas"]
+__all__ = ["Quotas", "budget_for", "ensure_within"]
 
 log = logging.getLogger("codexec.billing.quotas")
 
 _UNLIMITED = b"none"
+
+
+def budget_for(plan: Plan, override: bytes | None) -> Decimal | None:
+    """The monthly budget: the client's override if any (``none`` = unlimited), else the plan's."""
+    if override is None:
+        return plan.monthly_budget
+    if override == _UNLIMITED:
+        return None
+    return from_pico(int(override))
+
+
+def ensure_within(budget: Decimal | None, spent: Decimal) -> None:
+    """Raise :class:`QuotaExceeded` when ``spent`` has reached ``budget`` (None: unlimited)."""
+    if budget is not None and spent >= budget:
+        raise QuotaExceeded(f"monthly budget of {format_usd(budget)} USD is spent", remaining="0")
 
 
 class Quotas:
@@ -43,11 +58,7 @@ class Quotas:
         return int(spent), override
 
     def _budget(self, plan: Plan | str, override: bytes | None) -> Decimal | None:
-        if override is None:
-            return (self.plans.get(plan) if isinstance(plan, str) else plan).monthly_budget
-        if override == _UNLIMITED:
-            return None
-        return from_pico(int(override))
+        return budget_for(self.plans.get(plan) if isinstance(plan, str) else plan, override)
 
     async def check(self, client_id: str, plan: Plan | str, *, now: datetime | None = None) -> None:
         """Raise :class:`QuotaExceeded` (with ``remaining``) if the month's budget is spent."""
@@ -56,11 +67,7 @@ class Quotas:
         except UNREACHABLE:
             log.warning("budget check skipped: Redis unreachable")
             return
-        budget = self._budget(plan, override)
-        if budget is not None and from_pico(spent) >= budget:
-            raise QuotaExceeded(
-                f"monthly budget of {format_usd(budget)} USD is spent", remaining="0"
-            )
+        ensure_within(self._budget(plan, override), from_pico(spent))
 
     async def remaining(
         self, client_id: str, plan: Plan | str, *, now: datetime | None = None

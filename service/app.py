@@ -14,9 +14,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from billing.apikeys import ApiKeys
 from billing.client import connect
+from billing.gate import Gate
 from billing.plans import Plans
-from billing.quotas import Quotas
-from billing.ratelimit import RateLimiter
 from billing.spool import Spool
 from billing.usage import UsageStore
 from sandbox import Sandbox
@@ -69,8 +68,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
             client_share=settings.client_share,
         ),
         usage=usage_store,
-        quotas=Quotas(redis, plans),
-        rate_limiter=RateLimiter(redis),
+        gate=Gate(redis),
         plans=plans,
         metrics=metrics,
     )

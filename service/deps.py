@@ -33,7 +33,7 @@ class Services:
     metrics: Metrics
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The app's services (built in the lifespan)."""
     services: Services = request.app.state.services
     return services

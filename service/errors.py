@@ -35,6 +35,7 @@ from billing.errors import (
     BillingError,
     IdempotencyConflict,
     QuotaExceeded,
+    RateLimitExceeded,
     StoreUnavailable,
     UnknownPlan,
 )
@@ -166,6 +167,7 @@ def _from_quota(exc: BaseException) -> ServiceError:
 # Foreign exceptions -> service errors, most specific first (matched by isinstance).
 TRANSLATIONS: tuple[tuple[type[BaseException], Callable[[BaseException], ServiceError]], ...] = (
     (QuotaExceeded, _from_quota),
+    (RateLimitExceeded, lambda e: RateLimited(getattr(e, "retry_after", 1.0))),
     (IdempotencyConflict, lambda e: Conflict(str(e), field="X-Execution-ID")),
     (
         StoreUnavailable,

@@ -19,17 +19,16 @@ import orjson
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from billing.errors import QuotaExceeded
+from billing.errors import QuotaExceeded, RateLimitExceeded
+from billing.gate import Gate
 from billing.plans import Plan, Plans
 from billing.pricing import FUEL_PER_CPU_MS, price
-from billing.quotas import Quotas
-from billing.ratelimit import RateLimiter
 from billing.usage import UsageRecord, UsageStore
 from sandbox import Limits, Result, Sandbox
 from service.admission import Admission
 from service.auth import Caller
 from service.config import Settings
-from service.errors import BadRequest, Conflict, RateLimited
+from service.errors import BadRequest, Conflict
 from service.metrics import Metrics
 from service.schemas import EXECUTION_ID_RE, ExecuteRequest, render_execution
 
@@ -94,8 +93,7 @@ class ExecutionService:
         sandbox: Sandbox,
         admission: Admission,
         usage: UsageStore,
-        quotas: Quotas,
-        rate_limiter: RateLimiter,
+        gate: Gate,
         plans: Plans,
         metrics: Metrics,
     ) -> None:
@@ -103,8 +101,7 @@ class ExecutionService:
         self._sandbox = sandbox
         self._admission = admission
         self._usage = usage
-        self._quotas = quotas
-        self._rate = rate_limiter
+        self._gate = gate
         self._plans = plans
         self._metrics = metrics
 
@@ -193,20 +190,15 @@ class ExecutionService:
 
     async def _admit(self, client_id: str, plan: Plan) -> None:
         try:
-            wait = await self._rate.acquire(client_id, plan.rate_per_second, plan.burst)
-        except RedisError:
-            self._redis_failed("rate_limit")
-            wait = 0.0
-        if wait > 0:
+            await self._gate.admit(client_id, plan)
+        except RateLimitExceeded:
             self._metrics.rate_limited.inc()
-            raise RateLimited(retry_after=wait)
-        try:
-            await self._quotas.check(client_id, plan)
-        except RedisError:
-            self._redis_failed("quota")
+            raise
         except QuotaExceeded:
             self._metrics.quota_rejections.inc()
             raise
+        except RedisError:
+            self._redis_failed("admission")
 
     async def _settle(
         self, client_id: str, plan: Plan, execution_id: str, body_hash: str, result: Result
@@ -247,6 +239,8 @@ class ExecutionService:
             charge=charge,
         )
         outcome = await self._usage.record(record, body_hash, response)
+        if not outcome.duplicate:
+            self._gate.charge(client_id, charge.cost)
         if outcome.spooled:
             self._redis_failed("record")
         self._metrics.spool_depth.set(self._usage.spool_depth())

@@ -11,10 +11,10 @@ import redis.asyncio as aioredis
 
 from billing import keys
 from billing.apikeys import ApiKeys, hash_key
-from billing.errors import BillingError, QuotaExceeded
-from billing.plans import Plans
+from billing.errors import BillingError, QuotaExceeded, RateLimitExceeded
+from billing.gate import Gate
+from billing.plans import Plan, Plans
 from billing.quotas import Quotas
-from billing.ratelimit import RateLimiter
 from billing.spool import Spool
 from billing.usage import UsageRecord, UsageStore
 
@@ -59,15 +59,63 @@ async def test_budget_from_plan_and_override(redis_client: aioredis.Redis, var_d
     await quotas.check("other", tight, now=NOW)
 
 
-async def test_token_bucket(redis_client: aioredis.Redis) -> None:
-    limiter = RateLimiter(redis_client)
-    assert [await limiter.acquire("acme", 1.0, 3) for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = await limiter.acquire("acme", 1.0, 3)
-    assert 0.5 < wait <= 1.0
-    assert await limiter.acquire("other", 1.0, 3) == 0.0  # buckets are per client
+def plan_with(rate: float, burst: int, budget: str | None = None) -> Plan:
+    return PLANS.get("basic").model_copy(
+        update={
+            "rate_per_second": rate,
+            "burst": burst,
+            "monthly_budget": None if budget is None else Decimal(budget),
+        }
+    )
+
+
+async def test_gate_token_bucket(redis_client: aioredis.Redis) -> None:
+    gate = Gate(redis_client, lease_fraction=0.0)  # one token per call: every call asks Redis
+    slow = plan_with(1.0, 3)
+    for _ in range(3):
+        await gate.admit("acme", slow)
+    with pytest.raises(RateLimitExceeded) as refused:
+        await gate.admit("acme", slow)
+    assert 0.5 < refused.value.retry_after <= 1.0
+    await gate.admit("other", slow)  # buckets are per client
     assert 0 < await redis_client.pttl(keys.rate("acme")) <= 4000
-    assert await limiter.acquire("slow", 0.5, 1) == 0.0
-    assert 1.5 < await limiter.acquire("slow", 0.5, 1) <= 2.0  # refused calls take nothing
+    slower = plan_with(0.5, 1)
+    await gate.admit("slow", slower)
+    with pytest.raises(RateLimitExceeded) as refused:
+        await gate.admit("slow", slower)
+    assert 1.5 < refused.value.retry_after <= 2.0  # refused calls take nothing
+
+
+async def test_gate_leases_tokens_but_never_exceeds_the_bucket(
+    redis_client: aioredis.Redis,
+) -> None:
+    plan = plan_with(100.0, 20)  # lease of 5 tokens at fraction 0.05
+    gates = [Gate(redis_client), Gate(redis_client)]  # two processes sharing the bucket
+    await redis_client.config_resetstat()
+    admitted = 0
+    for i in range(60):
+        try:
+            await gates[i % 2].admit("acme", plan)
+            admitted += 1
+        except RateLimitExceeded:
+            pass
+    # 20 in the bucket, plus what refills at 100/s while the loop runs (well under 0.3 s).
+    assert 20 <= admitted <= 20 + 30
+    calls = (await redis_client.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    assert calls < 60, "leases should save most round trips"
+
+
+async def test_gate_refuses_when_budget_spent(redis_client: aioredis.Redis) -> None:
+    gate = Gate(redis_client, quota_ttl_s=0.0)
+    plan = plan_with(1000.0, 1000, budget="0.000001")
+    await gate.admit("acme", plan)
+    await redis_client.hset(
+        keys.usage("acme", keys.month_period(datetime.now(UTC))), "cost_pusd", 10**6
+    )
+    with pytest.raises(QuotaExceeded):
+        await gate.admit("acme", plan)
+    await Quotas(redis_client, PLANS).set_budget("acme", None)  # unlimited override
+    await gate.admit("acme", plan)
 
 
 async def test_api_keys(redis_client: aioredis.Redis) -> None:
