@@ -161,6 +161,7 @@ class ExecutionService:
             )
         body_hash = request_hash(client_id, request)
 
+        execution_id_given = execution_id is not None
         if execution_id is not None:
             try:
                 stored = await self._usage.lookup(client_id, execution_id)
@@ -186,7 +187,9 @@ class ExecutionService:
         result = await self._admission.run(
             client_id, lambda: self._sandbox.run(request.code, context_json, limits)
         )
-        return await self._settle(client_id, plan, execution_id, body_hash, result)
+        return await self._settle(
+            client_id, plan, execution_id, body_hash, result, replayable=execution_id_given
+        )
 
     async def _admit(self, client_id: str, plan: Plan) -> None:
         try:
@@ -201,8 +204,18 @@ class ExecutionService:
             self._redis_failed("admission")
 
     async def _settle(
-        self, client_id: str, plan: Plan, execution_id: str, body_hash: str, result: Result
+        self,
+        client_id: str,
+        plan: Plan,
+        execution_id: str,
+        body_hash: str,
+        result: Result,
+        *,
+        replayable: bool,
     ) -> Executed:
+        """Price, record and render a run. Only a client-chosen execution ID can be retried,
+        so only then is the response kept for replay; a generated ID keeps just its claim
+        (which makes a spool replay exactly-once)."""
         charge = price(plan, result.fuel, result.peak_memory)
         error = (
             None
@@ -238,7 +251,7 @@ class ExecutionService:
             error=not result.ok,
             charge=charge,
         )
-        outcome = await self._usage.record(record, body_hash, response)
+        outcome = await self._usage.record(record, body_hash, response if replayable else b"")
         if not outcome.duplicate:
             self._gate.charge(client_id, charge.cost)
         if outcome.spooled:

@@ -314,3 +314,22 @@ def test_openapi_documents_execute(live: LiveServer) -> None:
     op = spec["paths"]["/execute"]["post"]
     assert "code" in op["requestBody"]["content"]["application/json"]["schema"]["properties"]
     assert {"401", "402", "409", "413", "415", "429", "503"} <= set(op["responses"])
+
+
+def test_only_client_chosen_ids_keep_their_response(live: LiveServer, client_id: str) -> None:
+    from billing import keys
+
+    token = live.new_key(client_id)
+    with live.client(token) as http:
+        generated = http.post("/execute", json={"code": EXAMPLE}).json()["executionId"]
+        http.post("/execute", json={"code": EXAMPLE}, headers={"X-Execution-ID": "chosen-1"})
+    redis = live.sync_redis()
+    try:
+        claim = redis.get(keys.execution(client_id, generated))
+        kept = redis.get(keys.execution(client_id, "chosen-1"))
+    finally:
+        redis.close()
+    assert claim is not None
+    assert claim.partition(b"\n")[2] == b""  # claimed (bills once on replay), nothing stored
+    assert kept is not None
+    assert b'"result":30' in kept.partition(b"\n")[2]
