@@ -29,10 +29,13 @@ if TYPE_CHECKING:
 
 __all__ = ["BYTES_PER_MB", "FUEL_PER_CPU_MS", "Charge", "billed_cpu_ms", "peak_mb", "price"]
 
-FUEL_PER_CPU_MS: int = 15_000_000
-"""Wasm fuel that counts as one millisecond of billed CPU. The sandbox calibrates it by
-running a CPU-bound workload and dividing fuel consumed by CPU milliseconds measured; it is
-the only knob between fuel and money, and no plan overrides it."""
+FUEL_PER_CPU_MS: int = 13_500_000
+"""Wasm fuel that counts as one millisecond of billed CPU. Calibrated on the reference
+machine (2 vCPU, see docs/performance.md) with the interpreter-bound loop
+``let s=0; for(let i=0;i<1e6;i++) s+=i; return s;``: 900,424,214 fuel in 66.9 ms of thread
+CPU, 13.5 M fuel per ms (recursion measured 12.8 M, string and JSON work 6-8 M: those are
+billed for less CPU than they took, never more). It is the only knob between fuel and money,
+and no plan overrides it."""
 
 BYTES_PER_MB = 1 << 20
 """A "MB" of peak memory, as the existing client counts it (``bytes / 1024 / 1024``)."""
