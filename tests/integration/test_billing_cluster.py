@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,13 +11,14 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from billing import keys
-from billing.embedded import EmbeddedRedis, redis_server_binary
+from billing.embedded import EmbeddedCluster
+from billing.errors import RateLimitExceeded
+from billing.gate import Gate
 from billing.kv import export_pages, import_records
 from billing.kvformat import parse_file
 from billing.maintenance import rollup
 from billing.plans import Plans
 from billing.quotas import Quotas
-from billing.ratelimit import RateLimiter
 from billing.reports import build_report
 from billing.spool import Spool
 from billing.usage import UsageRecord, UsageStore
@@ -30,69 +28,11 @@ pytestmark = pytest.mark.cluster
 PLAN = Plans.load().get("standard")
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def cluster_ports(n: int) -> list[int]:
-    """Ports p whose bus port p + 10000 is free too."""
-    found: list[int] = []
-    port = 21000 + (int(time.time() * 1000) % 20000)
-    while len(found) < n:
-        port += 1
-        if port > 44000:
-            port = 21000
-        if _free(port) and _free(port + 10000):
-            found.append(port)
-    return found
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
     """Three masters from the same redis-server binary, joined with redis-cli --cluster."""
-    binary = redis_server_binary()
-    cli = str(Path(binary).parent / "redis-cli")
-    ports = cluster_ports(3)
-    servers = [
-        EmbeddedRedis(
-            tmp_path_factory.mktemp(f"node{port}"),
-            port,
-            persist=False,
-            binary=binary,
-            extra_args=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
-        )
-        for port in ports
-    ]
-    try:
-        for server in servers:
-            server.start()
-        subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            states = [
-                subprocess.run(
-                    [cli, "-p", str(p), "cluster", "info"], capture_output=True, text=True
-                ).stdout
-                for p in ports
-            ]
-            if all("cluster_state:ok" in s for s in states):
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("cluster did not become ready")
-        yield ports
-    finally:
-        for server in servers:
-            server.stop()
+    with EmbeddedCluster(tmp_path_factory.mktemp("cluster")) as running:
+        yield running.ports
 
 
 @pytest.fixture
@@ -159,5 +99,9 @@ async def test_kv_round_trip_rollup_quota_rate(rc: RedisCluster, var_dir: Path) 
     await Quotas(rc, Plans.load()).check(
         CLIENTS[0], "standard", now=datetime(2024, 4, 3, tzinfo=UTC)
     )
-    assert await RateLimiter(rc).acquire(CLIENTS[0], 1.0, 1) == 0.0
-    assert await RateLimiter(rc).acquire(CLIENTS[0], 1.0, 1) > 0
+    one_per_second = PLAN.model_copy(update={"rate_per_second": 1.0, "burst": 1})
+    gate = Gate(rc, lease_fraction=0.0)  # the admit script (rate + budget keys) on a cluster
+    await gate.admit(CLIENTS[0], one_per_second)
+    with pytest.raises(RateLimitExceeded) as refused:
+        await gate.admit(CLIENTS[0], one_per_second)
+    assert 0 < refused.value.retry_after <= 1.0
