@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         finally:
             with contextlib.suppress(Exception):
                 await services.usage.replay_spool()
+            await anyio.to_thread.run_sync(services.executor.close)
             services.sandbox.close()
             await services.redis.aclose()
 

@@ -105,6 +105,10 @@ class ExecutionService:
         self._plans = plans
         self._metrics = metrics
 
+    def close(self) -> None:
+        """Wait for the runs in progress, then stop the sandbox threads."""
+        self._admission.close()
+
     def _validate(self, caller: Caller, body: dict[str, Any]) -> tuple[ExecuteRequest, str, Plan]:
         try:
             request = ExecuteRequest.model_validate(body)
