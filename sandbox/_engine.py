@@ -28,7 +28,15 @@ WASM_SHA256 = "718f30dac3b2b42f2ab18d622f8ca11139e193e40f941519165710e4a9b168a3"
 # max_wasm_stack: ~1 KiB of native stack per JS frame; 2 MiB lets the 512 KiB JS stack
 # (about 1,250 frames) run out first. Threads calling Sandbox.run need a bigger native stack
 # than this (glibc default: 8 MiB).
-CONFIG = (("consume_fuel", True), ("epoch_interruption", True), ("max_wasm_stack", 2 << 20))
+# memory_may_move=False with a 4 GiB reservation (all a 32-bit memory can ever need): linear
+# memory never moves, so the host keeps its address for the instance's lifetime.
+CONFIG = (
+    ("consume_fuel", True),
+    ("epoch_interruption", True),
+    ("max_wasm_stack", 2 << 20),
+    ("memory_reservation", 1 << 32),
+    ("memory_may_move", False),
+)
 
 
 @dataclass(frozen=True, slots=True)

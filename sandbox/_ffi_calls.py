@@ -3,15 +3,19 @@
 This is the only module that touches ``wasmtime._ffi``. The fast path looks up just the
 exports it needs (``wasmtime_instance_export_get``; the public ``Instance.exports`` wraps all
 300 of them, ~3 ms per instance) and calls them with ``wasmtime_func_call_unchecked`` and a
-preallocated ``ValRaw`` buffer (~2 us per call instead of 9-30 us). The signatures below are
-trusted, so they are checked against the module's own export types when binding. The caller
-self-tests the fast path at start-up and uses ``bind(..., fast=False)`` if that fails.
+preallocated ``ValRaw`` buffer. The C functions are bound through ctypes prototypes of its own
+that take plain integer addresses (no per-call ``byref``/pointer wrapping), so a wasm call
+costs ~1 us of Python instead of 9-30 us; fuel, epoch deadline, memory size and the stack
+guard's globals go the same way. The signatures below are trusted, so they are checked
+against the module's own export types when binding. The caller self-tests the fast path at
+start-up and uses ``bind(..., fast=False)`` if that fails.
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+from ctypes import c_int32, c_int64, c_size_t, c_uint64, c_void_p
 from typing import Any, cast
 
 import wasmtime
@@ -30,6 +34,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "JS_GetException": ((I32,), I64),
     "JS_GetGlobalObject": ((I32,), I64),
     "JS_ExecutePendingJob": ((I32, I32), I32),
+    "JS_IsJobPending": ((I32,), I32),
     "JS_ParseJSON": ((I32, I32, I32, I32), I64),
     "JS_SetPropertyStr": ((I32, I64, I32, I64), I32),
     "JS_ToCStringLen2": ((I32, I32, I64, I32), I32),
@@ -46,7 +51,12 @@ WasmFunc = Callable[..., Any]
 
 
 class Exports:
-    """The exports of one instance that the sandbox uses, callable as plain functions."""
+    """The exports of one instance that the sandbox uses, callable as plain functions.
+
+    Besides the functions (``funcs``) and globals: ``set_fuel``/``get_fuel``,
+    ``set_deadline`` (epoch ticks from now), ``data_size`` and ``data_ptr`` (host address
+    of linear memory byte 0) of the instance's store and memory.
+    """
 
     def __init__(
         self,
@@ -64,10 +74,17 @@ class Exports:
         self.set_global = set_global
         self.fast = fast
         self.keepalive: list[Any] = []
-
-    def base(self) -> int:
-        """Host address of linear memory byte 0 (changes only when memory grows)."""
-        return ctypes.addressof(self.memory.data_ptr(self.store).contents)
+        self.set_fuel: Callable[[int], None] = store.set_fuel
+        self.get_fuel: Callable[[], int] = store.get_fuel
+        self.set_deadline: Callable[[int], None] = store.set_epoch_deadline
+        self.data_size: Callable[[], int] = lambda: int(memory.data_len(store))
+        self.data_ptr: Callable[[], int] = lambda: ctypes.addressof(memory.data_ptr(store).contents)
+        self.global_getter: Callable[[str], Callable[[], int]] = lambda name: (
+            lambda: get_global(name)
+        )
+        self.global_setter: Callable[[str], Callable[[int], None]] = lambda name: (
+            lambda value: set_global(name, value)
+        )
 
 
 def check_module(module: wasmtime.Module) -> None:
@@ -80,13 +97,6 @@ def check_module(module: wasmtime.Module) -> None:
         want_results = [] if result is None else [_VALTYPES[result]]
         if list(ty.params) != [_VALTYPES[p] for p in params] or list(ty.results) != want_results:
             raise TypeError(f"export {name} has an unexpected signature")
-
-
-def _setter(slot: Any, field: str) -> Callable[[int], None]:
-    def set_(value: int) -> None:
-        setattr(slot, field, value)
-
-    return set_
 
 
 def bind(store: wasmtime.Store, instance: wasmtime.Instance, fast: bool) -> Exports:
@@ -117,11 +127,101 @@ def bind(store: wasmtime.Store, instance: wasmtime.Instance, fast: bool) -> Expo
     return Exports(store, memory, funcs, get_global, set_global, fast=False)
 
 
-def _bind_fast(store: wasmtime.Store, instance: wasmtime.Instance) -> Exports:
+class _Raw:
+    """The C API functions of the fast path, as prototypes taking integer addresses."""
+
+    def __init__(self, dll: Any) -> None:
+        def proto(name: str, restype: Any, *argtypes: Any) -> Any:
+            return ctypes.CFUNCTYPE(restype, *argtypes)((name, dll))
+
+        p = c_void_p
+        self.call = proto("wasmtime_func_call_unchecked", p, p, p, p, c_size_t, p)
+        self.set_fuel = proto("wasmtime_context_set_fuel", p, p, c_uint64)
+        self.get_fuel = proto("wasmtime_context_get_fuel", p, p, p)
+        self.set_deadline = proto("wasmtime_context_set_epoch_deadline", None, p, c_uint64)
+        self.data_size = proto("wasmtime_memory_data_size", c_size_t, p, p)
+        self.data_ptr = proto("wasmtime_memory_data", p, p, p)
+        self.global_get = proto("wasmtime_global_get", None, p, p, p)
+        self.global_set = proto("wasmtime_global_set", p, p, p, p)
+
+
+_RAW: list[_Raw] = []
+
+
+def _invoker(call: Any, ctx: int, ref: int, n_params: int, result: str | None) -> WasmFunc:
+    """A Python function calling one export with ``n_params`` arguments (i32/i64 as ints)."""
     from wasmtime import _ffi as ffi
     from wasmtime._trap import Trap
 
+    slots = max(n_params, 1)
+    if ctypes.sizeof(ffi.wasmtime_val_raw_t) != 16:
+        raise TypeError("unexpected ValRaw size")
+    raw = (c_int64 * (2 * slots))()  # one 16-byte ValRaw per slot; values in the low bytes
+    out: Any = (c_int32 * (4 * slots)).from_buffer(raw) if result == I32 else raw
+    trap = c_void_p()
+    buf, trap_addr = ctypes.addressof(raw), ctypes.addressof(trap)
+
+    def fail(error: int | None) -> None:
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(
+                ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t))
+            )
+        caught, trap.value = cast(int, trap.value), None
+        raise Trap._from_ptr(ctypes.cast(caught, ctypes.POINTER(ffi.wasm_trap_t)))
+
+    def f0() -> Any:
+        if (error := call(ctx, ref, buf, slots, trap_addr)) or trap.value:
+            fail(error)
+        return out[0]
+
+    def f1(a: int) -> Any:
+        raw[0] = a
+        if (error := call(ctx, ref, buf, slots, trap_addr)) or trap.value:
+            fail(error)
+        return out[0]
+
+    def f2(a: int, b: int) -> Any:
+        raw[0] = a
+        raw[2] = b
+        if (error := call(ctx, ref, buf, slots, trap_addr)) or trap.value:
+            fail(error)
+        return out[0]
+
+    def f4(a: int, b: int, c: int, d: int) -> Any:
+        raw[0] = a
+        raw[2] = b
+        raw[4] = c
+        raw[6] = d
+        if (error := call(ctx, ref, buf, slots, trap_addr)) or trap.value:
+            fail(error)
+        return out[0]
+
+    def f5(a: int, b: int, c: int, d: int, e: int) -> Any:
+        raw[0] = a
+        raw[2] = b
+        raw[4] = c
+        raw[6] = d
+        raw[8] = e
+        if (error := call(ctx, ref, buf, slots, trap_addr)) or trap.value:
+            fail(error)
+        return out[0]
+
+    by_arity: dict[int, WasmFunc] = {0: f0, 1: f1, 2: f2, 4: f4, 5: f5}
+    if n_params not in by_arity:
+        raise TypeError(f"no fast caller for {n_params} parameters")
+    invoke = by_arity[n_params]
+    invoke.__dict__["keepalive"] = (raw, out, trap)
+    return invoke
+
+
+def _bind_fast(store: wasmtime.Store, instance: wasmtime.Instance) -> Exports:
+    from wasmtime import _ffi as ffi
+
+    if not _RAW:
+        _RAW.append(_Raw(ffi.dll))
+    api = _RAW[0]
     context = store._context()
+    ctx = cast(int, ctypes.cast(context, c_void_p).value)
     handle = ctypes.byref(instance._instance)
     keep: list[Any] = []
 
@@ -136,54 +236,68 @@ def _bind_fast(store: wasmtime.Store, instance: wasmtime.Instance) -> Exports:
         keep.append(item)
         return item
 
-    def make(name: str) -> WasmFunc:
-        params, result = SIGNATURES[name]
-        ref = ctypes.byref(lookup(name, ffi.WASMTIME_EXTERN_FUNC.value).of.func)
-        size = max(len(params), 1)
-        buf = (ffi.wasmtime_val_raw_t * size)()
-        keep.append(buf)
-        setters = [_setter(buf[i], kind) for i, kind in enumerate(params)]
-        call: Callable[..., Any] = ffi.wasmtime_func_call_unchecked
-        trap_ptr: Callable[[], Any] = ctypes.POINTER(ffi.wasm_trap_t)
-        first = buf[0]
+    def address(struct: Any) -> int:
+        return ctypes.addressof(struct)
 
-        def invoke(*args: int) -> Any:
-            for setter, value in zip(setters, args, strict=True):
-                setter(value)
-            trap = trap_ptr()
-            error = call(context, ref, buf, size, ctypes.byref(trap))
-            if error:
-                raise wasmtime.WasmtimeError._from_ptr(error)
-            if trap:
-                raise Trap._from_ptr(trap)
-            if result == I32:
-                return first.i32
-            if result == I64:
-                return first.i64
-            return None
-
-        return invoke
-
-    memory = wasmtime.Memory._from_raw(lookup("memory", ffi.WASMTIME_EXTERN_MEMORY.value).of.memory)
-    funcs = {name: make(name) for name in SIGNATURES}
+    funcs: dict[str, WasmFunc] = {}
+    for name, (params, result) in SIGNATURES.items():
+        ref = address(lookup(name, ffi.WASMTIME_EXTERN_FUNC.value).of.func)
+        funcs[name] = _invoker(api.call, ctx, ref, len(params), result)
+    mem_item = lookup("memory", ffi.WASMTIME_EXTERN_MEMORY.value)
+    memory = wasmtime.Memory._from_raw(mem_item.of.memory)
+    mem_ref = address(mem_item.of.memory)
     refs = {
-        name: ctypes.byref(lookup(name, ffi.WASMTIME_EXTERN_GLOBAL.value).of.global_)
-        for name in GLOBALS
+        name: address(lookup(name, ffi.WASMTIME_EXTERN_GLOBAL.value).of.global_) for name in GLOBALS
     }
     cell = ffi.wasmtime_val_t()
-    keep.append(cell)
+    cell.kind = cast(Any, ffi.WASMTIME_I32.value)
+    cell_addr = address(cell)
+    value = c_int32.from_address(cell_addr + ffi.wasmtime_val_t.of.offset)
+    fuel = c_uint64()
+    fuel_addr = address(fuel)
+    keep += [cell, value, fuel]
 
-    def get_global(name: str) -> int:
-        ffi.wasmtime_global_get(context, refs[name], ctypes.byref(cell))
-        return int(cell.of.i32)
-
-    def set_global(name: str, value: int) -> None:
-        cell.kind = cast(Any, ffi.WASMTIME_I32.value)
-        cell.of.i32 = value
-        error = ffi.wasmtime_global_set(context, refs[name], ctypes.byref(cell))
+    def check(error: int | None) -> None:
         if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
+            raise wasmtime.WasmtimeError._from_ptr(
+                ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t))
+            )
 
-    exports = Exports(store, memory, funcs, get_global, set_global, fast=True)
+    def global_getter(name: str) -> Callable[[], int]:
+        ref, raw_get = refs[name], api.global_get
+
+        def get() -> int:
+            raw_get(ctx, ref, cell_addr)
+            return value.value
+
+        return get
+
+    def global_setter(name: str) -> Callable[[int], None]:
+        ref, raw_set, i32 = refs[name], api.global_set, cast(Any, ffi.WASMTIME_I32.value)
+
+        def set_(new: int) -> None:
+            cell.kind = i32
+            value.value = new
+            if error := raw_set(ctx, ref, cell_addr):
+                check(error)
+
+        return set_
+
+    def set_fuel(amount: int) -> None:
+        check(api.set_fuel(ctx, amount))
+
+    def get_fuel() -> int:
+        check(api.get_fuel(ctx, fuel_addr))
+        return fuel.value
+
+    get, set_ = (lambda name: global_getter(name)()), (lambda n, v: global_setter(n)(v))
+    exports = Exports(store, memory, funcs, get, set_, fast=True)
+    exports.global_getter = global_getter
+    exports.global_setter = global_setter
+    exports.set_fuel = set_fuel
+    exports.get_fuel = get_fuel
+    exports.set_deadline = lambda ticks: api.set_deadline(ctx, ticks)
+    exports.data_size = lambda: cast(int, api.data_size(ctx, mem_ref))
+    exports.data_ptr = lambda: cast(int, api.data_ptr(ctx, mem_ref))
     exports.keepalive = keep
     return exports

@@ -52,17 +52,12 @@ class Guest:
         self.parse_json = f["JS_ParseJSON"]
         self.set_property_str = f["JS_SetPropertyStr"]
         self.to_cstring = f["JS_ToCStringLen2"]
+        self.is_job_pending = f["JS_IsJobPending"]
         self.get_global = self.exports.get_global
         self.set_global = self.exports.set_global
         self.memory = self.exports.memory
-
-    def base(self) -> int:
-        """Host address of linear memory byte 0."""
-        return self.exports.base()
-
-    def size(self) -> int:
-        """Current linear memory size in bytes."""
-        return int(self.memory.data_len(self.store))
+        self.base = self.exports.data_ptr
+        self.size = self.exports.data_size
 
     def write(self, addr: int, data: bytes) -> None:
         """Copy ``data`` into linear memory at ``addr``."""

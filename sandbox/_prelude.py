@@ -3,9 +3,11 @@
 Everything the host relies on after user code ran is captured here, before any user code
 exists, so overriding ``JSON.stringify``, ``Array.prototype``, ``Promise.prototype.then`` or
 ``String`` cannot change how results, errors and output are reported. Per run the host
-evaluates ``RUN_PREFIX + code + RUN_SUFFIX``; after the job queue is drained it calls the
-function this script evaluates to (``finish``; with one argument when the code did not even
-compile, the argument being the exception), which returns one string::
+evaluates ``RUN_PREFIX + code + RUN_SUFFIX``; after the job queue is drained it converts the
+function this script evaluates to (``finish``) to a string, which calls it (it is its own
+``Symbol.toPrimitive``; when the code did not even compile the host calls it with the
+exception as its one argument and ``this`` undefined instead). Either way the answer is one
+string::
 
     <meta JSON>\\n<output lines JSON array>\\n<result JSON>
 
@@ -36,6 +38,8 @@ PRELUDE = r"""
   let lines = "";  // JSON string literals separated by ","
   let nLines = 0, nUnits = 0, maxLines = 0, maxUnits = 0, limitHit = false;
   let state = 0, value, maxResult = 0;
+  const noError = ["", "", "", false];
+  const okHead = '[1,"","","",false,false]\n[', okPlain = okHead + "]\n";
 
   const errorLike = (x) => {
     if (isError !== null) return isError(x);
@@ -117,12 +121,14 @@ PRELUDE = r"""
     return ["Error", message, "", e === null];
   };
 
-  return function finish(thrown) {
-    if (arguments.length) { state = 2; value = thrown; }
-    let result = "null", error = ["", "", "", false];
+  function finish(thrown) {
+    if (this !== finish) { state = 2; value = thrown; }  // not called by ToPrimitive
+    let result = "null", error = noError;
     if (state === 1) {
       try {
-        const text = value === undefined ? "null" : stringify(value);
+        const text = value === undefined ? "null"
+          : typeof value === "number" && value - value === 0 ? S(value)  // finite: as JSON
+          : stringify(value);
         result = text === undefined ? "null" : text;
       } catch (first) {
         try {
@@ -133,9 +139,15 @@ PRELUDE = r"""
       if (state === 1 && result.length > maxResult) { state = 3; result = "null"; }
     }
     if (state === 2) { error = describe(value); result = "null"; }
-    if (state === 1 && !limitHit) return '[1,"","","",false,false]\n[' + lines + "]\n" + result;
+    if (state === 1 && !limitHit) {
+      return nLines === 0 ? okPlain + result : okHead + lines + "]\n" + result;
+    }
     return stringify([state, error[0], error[1], error[2], error[3], limitHit]) +
       "\n[" + lines + "]\n" + result;
-  };
+  }
+  // ToString(finish) calls finish (this === finish): one JS_ToCStringLen2 call both
+  // finishes and converts. The host calls it as finish(exception) (this undefined).
+  defineProperty(finish, Symbol.toPrimitive, { value: finish });
+  return finish;
 })()
 """

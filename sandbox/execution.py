@@ -4,55 +4,42 @@ After a normal run the memory is put back from the template image in place (only
 run can have touched: everything except the part of the stack block below the lowest stack
 pointer the run reached). After a trap, or when memory grew (wasm memory cannot shrink), the
 instance is not trusted again: the caller replaces it with a fresh one built from the image.
+
+The common case costs three wasm calls: ``JS_Eval`` of the wrapped code, one
+``JS_ExecutePendingJob`` per queued job (the job queue is read from ``JSRuntime`` in linear
+memory, see ``snapshot.find_job_list``, so no call is spent to find it empty) and one
+``JS_ToCStringLen2(finish)`` that runs ``finish()`` and returns its packed answer.
+Linear memory never moves (``memory_may_move`` is off in the engine config), so the host
+address of every scratch slot is computed once per instance.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
-import re
-import struct
 import time
-from dataclasses import dataclass
+from ctypes import c_uint32, c_uint64
 
 import wasmtime
 
-from sandbox import _stackguard, limits
+from sandbox import _stackguard
 from sandbox._engine import Compiled
 from sandbox._guest import TAG_EXCEPTION, TAG_OBJECT, UNDEFINED, Guest, tag
+from sandbox._outcome import OK_PLAIN, Measured, Outcome, build_result
 from sandbox._prelude import RUN_PREFIX, RUN_SUFFIX
 from sandbox.errors import InvalidContext
 from sandbox.limits import Limits
-from sandbox.result import ExecError, Result, js_error, trap_error
+from sandbox.result import Result
 from sandbox.snapshot import Template, arm_stack
 
 POSTMORTEM_FUEL = 200_000_000
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_OK_META = '[1,"","","",false,false]'
-_NEVER_SETTLED = ExecError("Error", "the code's promise never settled", "")
-
-
-_FIRST_LINE = re.compile(r"<code>:1:(\d+)")
-
-
-def _clean(text: str) -> str:
-    return _LONE_SURROGATE.sub("\ufffd", text)
-
-
-def _clean_stack(stack: str, prefix_len: int) -> str:
-    """Drop the prelude's and the wrapper's frames; make line-1 columns relative to the code."""
-    kept = [
-        _FIRST_LINE.sub(lambda m: f"<code>:1:{max(1, int(m.group(1)) - prefix_len)}", line)
-        for line in stack.splitlines()
-        if "<prelude>" not in line and not line.strip().startswith("at <eval> (<code>")
-    ]
-    return "\n".join(kept)
-
-
-@dataclass(slots=True)
-class _Outcome:
-    packed: str | None = None
-    trap: wasmtime.Trap | wasmtime.WasmtimeError | None = None
+_SUFFIX = RUN_SUFFIX.encode() + b"\0"
+_OK_PLAIN_LEN = len(OK_PLAIN)
+_LOW = _stackguard.EXPORT_LOW
+_memmove = ctypes.memmove
+_string_at = ctypes.string_at
+_perf_ns = time.perf_counter_ns
+_cpu_ns = time.thread_time_ns
+_TRAPS = (wasmtime.Trap, wasmtime.WasmtimeError)
 
 
 class Instance:
@@ -68,19 +55,44 @@ class Instance:
         self.template = template
         self.memory_cap = 0
         self.broken = False  # set when a run left it unusable but raised instead of returning
+        x = guest.exports
+        self._set_fuel, self._get_fuel, self._set_deadline = x.set_fuel, x.get_fuel, x.set_deadline
+        self._data_size = x.data_size
+        self._get_low, self._set_low = x.global_getter(_LOW), x.global_setter(_LOW)
+        self._eval, self._drain, self._to_cstring = (
+            guest.eval,
+            guest.execute_pending_job,
+            guest.to_cstring,
+        )
         self._image = ctypes.cast(ctypes.c_char_p(template.image), ctypes.c_void_p).value or 0
+        self._base = base = guest.base()
+        self._len = c_uint32.from_address(base + template.lenp)
+        rs = template.random_state
+        self._seed = c_uint64.from_address(base + rs) if rs is not None else None
+        jobs = template.job_list
+        self._jobs_next = c_uint32.from_address(base + jobs + 4) if jobs is not None else None
+        self._lim: Limits | None = None
+        self._tick_ms = 0
+        self._prefix = b""
+        self._ticks = 0
+        self._source_used = 0  # bytes of the source buffer written since the last reset
+        t = template
+        self._layout = (t.source, t.source_end, t.stack_lo - t.source_end, t.size, t.stack_top)
 
     def close(self) -> None:
         """Drop the store; the instance is unusable afterwards."""
         self.guest.close()
 
     def _reset(self) -> None:
-        g, t = self.guest, self.template
-        low = g.get_global(_stackguard.EXPORT_LOW) & 0xFFFFFFFF
-        base = g.base()
-        ctypes.memmove(base, self._image, t.stack_lo)
-        ctypes.memmove(base + low, self._image + low, t.size - low)
-        g.set_global(_stackguard.EXPORT_LOW, t.stack_top)
+        """Copy back what a run can have written (see ``Template``: the parts it skips)."""
+        source, source_end, gap, size, stack_top = self._layout
+        low = self._get_low() & 0xFFFFFFFF
+        base, image = self._base, self._image
+        _memmove(base, image, source + self._source_used)
+        _memmove(base + source_end, image + source_end, gap)
+        _memmove(base + low, image + low, size - low)
+        self._source_used = 0
+        self._set_low(stack_top)
 
     def _set_context(self, context_json: str) -> None:
         g, t = self.guest, self.template
@@ -94,157 +106,118 @@ class Instance:
             raise InvalidContext(f"context is not valid JSON: {message}")
         g.set_property_str(t.ctx, t.global_obj, t.context_key, value)
 
+    def _string(self, value: int) -> str:
+        """``ToString(value)`` (for ``finish``: its packed answer); MemoryError if that failed."""
+        t = self.template
+        ptr = self._to_cstring(t.ctx, t.lenp, value, 0) & 0xFFFFFFFF
+        if not ptr:
+            raise MemoryError("finish() failed")
+        return _string_at(self._base + ptr, self._len.value).decode("utf-8", errors="replace")
+
     def _execute(self, source: bytes, context_json: str) -> str:
-        g, t = self.guest, self.template
+        t = self.template
         if context_json != "{}" and context_json.strip() != "{}":
             self._set_context(context_json)
-        if len(source) <= t.source_capacity:
+        n = len(source)
+        if n <= t.source_capacity:
             addr = t.source
-            g.write(addr, source)
+            self._source_used = n
+            _memmove(self._base + addr, source, n)
         else:
-            addr = g.alloc(source)
-        value = g.eval(t.ctx, addr, len(source) - 1, t.filename, 0)
-        argc = 0
-        if tag(value) == TAG_EXCEPTION:
-            g.write(t.argv, struct.pack("<q", g.get_exception(t.ctx)))
-            argc = 1
-        else:
-            drain, rt, pctx = g.execute_pending_job, t.rt, t.pctx
+            addr = self.guest.alloc(source)
+        value = self._eval(t.ctx, addr, n - 1, t.filename, 0)
+        if value >> 32 == TAG_EXCEPTION:
+            return self._finish_thrown()
+        drain, rt, pctx, jobs = self._drain, t.rt, t.pctx, self._jobs_next
+        if jobs is None:
             while (status := drain(rt, pctx)) != 0:
                 if status < 0:
-                    g.get_exception(t.ctx)
-        return self._finish(argc)
+                    self.guest.get_exception(t.ctx)
+        else:
+            empty = t.job_list
+            while jobs.value != empty:
+                if (status := drain(rt, pctx)) <= 0:
+                    if status == 0:
+                        break
+                    self.guest.get_exception(t.ctx)
+        return self._string(t.finish)
 
-    def _finish(self, argc: int) -> str:
+    def _finish_thrown(self) -> str:
+        """``finish(exception)`` for code that did not compile (or whose wrapper threw)."""
         g, t = self.guest, self.template
-        packed = g.call(t.ctx, t.finish, UNDEFINED, argc, t.argv)
+        g.write(t.argv, g.get_exception(t.ctx).to_bytes(8, "little", signed=True))
+        packed = g.call(t.ctx, t.finish, UNDEFINED, 1, t.argv)
         if tag(packed) == TAG_EXCEPTION:
             raise MemoryError("finish() failed")
-        return g.string(t.ctx, packed, t.lenp)
+        return self._string(packed)
 
     def _postmortem(self, timeout_ticks: int) -> str | None:
         """Read the output of a run that trapped (best effort, bounded by fuel and time)."""
         g, t = self.guest, self.template
         try:
             g.set_global(_stackguard.EXPORT_SP, t.stack_top)
-            g.set_global(_stackguard.EXPORT_LOW, t.stack_top)
-            g.store.set_fuel(POSTMORTEM_FUEL)
-            g.store.set_epoch_deadline(timeout_ticks)
-            return self._finish(0)
+            g.set_global(_LOW, t.stack_top)
+            self._set_fuel(POSTMORTEM_FUEL)
+            self._set_deadline(timeout_ticks)
+            return self._string(t.finish)
         except (wasmtime.Trap, wasmtime.WasmtimeError, MemoryError, ValueError):
             return None
+
+    def _configure(self, lim: Limits, tick_ms: int) -> None:
+        """Per-``Limits`` work, done again only when the limits change."""
+        caps = (lim.max_output_lines, lim.max_output_bytes, lim.max_result_bytes)
+        self._prefix = (RUN_PREFIX % caps).encode()
+        self._ticks = lim.deadline_ticks(tick_ms)
+        if self.memory_cap != lim.memory_bytes:
+            self.guest.store.set_limits(memory_size=lim.memory_bytes)
+            self.memory_cap = lim.memory_bytes
+        self._lim, self._tick_ms = lim, tick_ms
 
     def run(
         self, code: bytes, context_json: str, lim: Limits, seed: int, tick_ms: int
     ) -> tuple[Result, bool]:
         """Run ``code``; return the result and whether this instance must be discarded."""
-        g, t = self.guest, self.template
-        store = g.store
-        prefix = (
-            RUN_PREFIX % (lim.max_output_lines, lim.max_output_bytes, lim.max_result_bytes)
-        ).encode()
-        source = prefix + code + RUN_SUFFIX.encode() + b"\0"
-        store.set_fuel(lim.fuel)
-        store.set_epoch_deadline(lim.deadline_ticks(tick_ms))
-        if self.memory_cap != lim.memory_bytes:
-            store.set_limits(memory_size=lim.memory_bytes)
-            self.memory_cap = lim.memory_bytes
-        if t.random_state is not None:
-            g.write(t.random_state, struct.pack("<Q", seed))
-        outcome = _Outcome()
-        wall0, cpu0 = time.perf_counter_ns(), time.thread_time_ns()
+        if lim is not self._lim or tick_ms != self._tick_ms:
+            self._configure(lim, tick_ms)
+        source = self._prefix + code + _SUFFIX
+        self._set_fuel(lim.fuel)
+        self._set_deadline(self._ticks)
+        if self._seed is not None:
+            self._seed.value = seed
+        packed: str | None = None
+        trap: wasmtime.Trap | wasmtime.WasmtimeError | None = None
+        wall0, cpu0 = _perf_ns(), _cpu_ns()
         try:
-            outcome.packed = self._execute(source, context_json)
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            outcome.trap = exc
+            packed = self._execute(source, context_json)
+        except _TRAPS as exc:
+            trap = exc
         except InvalidContext:
-            self.broken = g.size() != t.size
+            self.broken = self._data_size() != self.template.size
             if not self.broken:
                 self._reset()
             raise
         except MemoryError:
-            outcome.packed = None
-        cpu_ms = (time.thread_time_ns() - cpu0) / 1e6
-        wall_ms = (time.perf_counter_ns() - wall0) / 1e6
-        fuel = lim.fuel - store.get_fuel()
-        memory = g.size()
-        discard = outcome.trap is not None or memory != t.size
-        guard = bool(g.get_global(_stackguard.EXPORT_OVERFLOW))
-        if outcome.trap is not None:
-            outcome.packed = self._postmortem(2)
-        result = _build_result(
-            outcome, guard, lim, memory, fuel, cpu_ms, wall_ms, seed, discard, len(prefix)
-        )
+            packed = None
+        cpu1, wall1 = _cpu_ns(), _perf_ns()
+        fuel = lim.fuel - self._get_fuel()
+        memory = self._data_size()
+        discard = trap is not None or memory != self.template.size
+        if not discard and packed is not None and packed.startswith(OK_PLAIN):
+            result_json = packed[_OK_PLAIN_LEN:]
+            # UTF-8 needs at most 4 bytes per code point: below that the size cannot matter
+            if len(result_json) * 4 <= lim.max_result_bytes:
+                self._reset()
+                cpu_ms, wall_ms = (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6
+                ok = Result(True, result_json, (), None, fuel, cpu_ms, wall_ms, memory, seed, False)
+                return ok, False
+        moved = discard and self.guest.base() != self._base  # never: memory_may_move is off
+        if moved:
+            packed, trap = None, wasmtime.WasmtimeError("linear memory moved")
+        guard = trap is not None and bool(self.guest.get_global(_stackguard.EXPORT_OVERFLOW))
+        if trap is not None and not moved:
+            packed = self._postmortem(2)
+        measured = Measured(fuel, (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6, memory, seed, discard)
+        result = build_result(Outcome(packed, trap), guard, lim, measured, len(self._prefix))
         if not discard:
             self._reset()
         return result, discard
-
-
-def _output(lines: list[str], lim: Limits) -> tuple[tuple[str, ...], bool]:
-    kept: list[str] = []
-    total = 0
-    for line in lines:
-        clean = _clean(line)
-        total += len(clean.encode("utf-8"))
-        if len(kept) >= lim.max_output_lines or total > lim.max_output_bytes:
-            return tuple(kept), True
-        kept.append(clean)
-    return tuple(kept), False
-
-
-def _build_result(
-    outcome: _Outcome,
-    guard: bool,
-    lim: Limits,
-    memory: int,
-    fuel: int,
-    cpu_ms: float,
-    wall_ms: float,
-    seed: int,
-    rebuilt: bool,
-    prefix_len: int,
-) -> Result:
-    output: tuple[str, ...] = ()
-    error: ExecError | None = None
-    result_json = "null"
-    meta: list[object] = [0, "", "", "", False, False]
-    if outcome.packed is not None:
-        meta_text, lines_text, result_json = outcome.packed.split("\n", 2)
-        meta = json.loads(meta_text) if meta_text != _OK_META else [1, "", "", "", False, False]
-        if lines_text != "[]":
-            output, cut = _output(json.loads(lines_text), lim)
-            meta[5] = bool(meta[5]) or cut
-    state = meta[0]
-    if outcome.trap is not None:
-        error = trap_error(outcome.trap, guard)
-    elif outcome.packed is None:
-        error = ExecError(limits.MEMORY, "memory limit exceeded", "")
-    elif meta[5]:
-        error = ExecError(limits.OUTPUT, "console output exceeded its limit", "")
-    elif state == 2:
-        error = js_error(
-            _clean(str(meta[1])),
-            _clean(str(meta[2])),
-            _clean_stack(_clean(str(meta[3])), prefix_len),
-            bool(meta[4]),
-            memory,
-            lim.memory_bytes,
-        )
-    elif state == 0:
-        error = _NEVER_SETTLED
-    elif state == 3 or len(result_json.encode("utf-8", errors="replace")) > lim.max_result_bytes:
-        error = ExecError(limits.RESULT, "the returned value's JSON exceeds its limit", "")
-    if error is not None:
-        result_json = "null"
-    return Result(
-        ok=error is None,
-        result_json=result_json,
-        output=output,
-        error=error,
-        fuel=fuel,
-        cpu_ms=cpu_ms,
-        wall_ms=wall_ms,
-        peak_memory=memory,
-        random_seed=seed,
-        rebuilt=rebuilt,
-    )

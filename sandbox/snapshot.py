@@ -12,7 +12,9 @@ guard's own globals are set from here. Building one:
 
 ``JSContext.random_state`` is seeded from the clock in ``JS_NewContext`` and would be frozen
 into the image, so ``find_random_state`` locates it (memory diff around one ``Math.random()``,
-then checked with seeded runs) for the host to reseed before every run.
+then checked with seeded runs) for the host to reseed before every run. ``find_job_list``
+locates ``JSRuntime.job_list`` the same way (checked against ``JS_IsJobPending``), so the host
+can see that the job queue is empty without a wasm call.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ class Template:
     ctx: int
     finish: int  # JSValue of the prelude's finish()
     global_obj: int  # JSValue of globalThis
-    source: int  # scratch buffer for the wrapped code
-    source_capacity: int
+    source: int  # scratch buffer for the wrapped code: only the host writes it, so a reset
+    source_capacity: int  # copies back just the bytes the last run wrote, not all of it
     lenp: int  # size_t out-parameter of JS_ToCStringLen2
     pctx: int  # JSContext* out-parameter of JS_ExecutePendingJob
     argv: int  # one JSValue slot for JS_Call
@@ -53,6 +55,12 @@ class Template:
     stack_limit: int
     stack_top: int
     random_state: int | None = None
+    job_list: int | None = None  # &JSRuntime.job_list (a list_head: prev, next)
+
+    @property
+    def source_end(self) -> int:
+        """End of the source buffer."""
+        return self.source + self.source_capacity
 
     @property
     def size(self) -> int:
@@ -61,8 +69,12 @@ class Template:
 
     def with_random_state(self, addr: int) -> Template:
         """A copy that knows where ``JSContext.random_state`` lives."""
+        return self.replace(random_state=addr)
+
+    def replace(self, **changes: int | None) -> Template:
+        """A copy with ``changes`` applied."""
         fields = {name: getattr(self, name) for name in self.__slots__}
-        fields["random_state"] = addr
+        fields.update(changes)
         return Template(**fields)
 
 
@@ -117,6 +129,8 @@ def build(compiled: Compiled, fast: bool) -> tuple[Template, Guest]:
         image=guest.read(0, guest.size()),
     )
     template = Template(**fields)
+    if template.source_end > template.stack_lo:
+        raise RuntimeError("the source buffer must lie below the stack block")
     arm_stack(guest, template)
     return template, guest
 
@@ -155,3 +169,55 @@ def find_random_state(guest: Guest, template: Template) -> int:
             arm_stack(guest, template)
             return ctx + offset
     raise RuntimeError("JSContext.random_state not found")
+
+
+_LIST_SEARCH = 1024
+_QUEUE_JOBS = b"Promise.resolve().then(() => {}); Promise.resolve().then(() => {}); 0\0"
+
+
+def _u32(data: bytes, addr: int) -> int:
+    return int.from_bytes(data[addr : addr + 4], "little")
+
+
+def _pending(guest: Guest, template: Template) -> int:
+    return int(guest.is_job_pending(template.rt))
+
+
+def find_job_list(guest: Guest, template: Template) -> int | None:
+    """Locate ``JSRuntime.job_list`` in ``guest`` (whose memory is then reset), or ``None``.
+
+    An empty ``list_head`` points to itself (``prev == next == &head``); the job list is the
+    one such head in ``JSRuntime`` that stops being empty when jobs are queued. The answer is
+    checked against ``JS_IsJobPending`` while two queued jobs are run one by one.
+    """
+    image, rt = template.image, template.rt
+    empty = [
+        addr
+        for addr in range(rt, rt + _LIST_SEARCH, 4)
+        if _u32(image, addr) == addr and _u32(image, addr + 4) == addr
+    ]
+    guest.write(0, image)
+    arm_stack(guest, template)
+    found: int | None = None
+    try:
+        guest.write(template.source, _QUEUE_JOBS)
+        value = guest.eval(
+            template.ctx, template.source, len(_QUEUE_JOBS) - 1, template.filename, 0
+        )
+        after = guest.read(0, template.size)
+        changed = [addr for addr in empty if _u32(after, addr + 4) != addr]
+        if tag(value) != TAG_EXCEPTION and len(changed) == 1 and _pending(guest, template):
+            head = changed[0]
+            states = []
+            while True:
+                states.append((_u32(guest.read(head, 8), 4) != head, _pending(guest, template)))
+                if guest.execute_pending_job(template.rt, template.pctx) <= 0:
+                    break
+            states.append((_u32(guest.read(head, 8), 4) != head, _pending(guest, template)))
+            if states == [(True, 1), (True, 1), (False, 0), (False, 0)]:
+                found = head
+    except (wasmtime.Trap, wasmtime.WasmtimeError):
+        found = None
+    guest.write(0, image)
+    arm_stack(guest, template)
+    return found
