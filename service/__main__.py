@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
@@ -108,6 +109,9 @@ def _serve(args: argparse.Namespace) -> int:
             )
         import uvicorn
 
+        # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turning that into
+        # SystemExit lets the embedded Redis be stopped on the way out.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(
             "service.app:create_app",
             factory=True,

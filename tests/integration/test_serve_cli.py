@@ -30,7 +30,9 @@ def redis_answers(port: int) -> bool:
 
 
 @pytest.mark.slow
-def test_serve_dev_with_embedded_redis_and_two_workers(tmp_path: Path, module_cache: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_dev_with_embedded_redis(tmp_path: Path, module_cache: Path, workers: int) -> None:
+    """Both uvicorn modes: in-process (1 worker) and supervisor + workers (2)."""
     port, redis_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEXEC_", "PROMETHEUS_"))}
     env.update(
@@ -38,7 +40,7 @@ def test_serve_dev_with_embedded_redis_and_two_workers(tmp_path: Path, module_ca
         CODEXEC_MODULE_CACHE_DIR=str(module_cache),
         CODEXEC_PORT=str(port),
         CODEXEC_EMBEDDED_REDIS_PORT=str(redis_port),
-        CODEXEC_WORKERS="2",
+        CODEXEC_WORKERS=str(workers),
         CODEXEC_MAINTENANCE_CRON="off",
     )
     proc = subprocess.Popen(
@@ -81,10 +83,10 @@ def test_serve_dev_with_embedded_redis_and_two_workers(tmp_path: Path, module_ca
             for s in families["codexec_executions"].samples
             if s.name == "codexec_executions_total" and s.labels["outcome"] == "ok"
         )
-        assert ok == 8  # summed over both workers' multiprocess files
+        assert ok == 8  # with 2 workers: summed over both workers' multiprocess files
         assert redis_answers(redis_port)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, signal.SIGTERM)  # what `kill` or Ctrl-C on `make run` sends
         proc.wait(30)
         if proc.stdout is not None:
             proc.stdout.close()
@@ -92,3 +94,27 @@ def test_serve_dev_with_embedded_redis_and_two_workers(tmp_path: Path, module_ca
     while redis_answers(redis_port) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not redis_answers(redis_port), "the embedded redis-server outlived the service"
+
+
+def test_embedded_redis_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    """Even SIGKILL of the process that started it does not leave redis-server running."""
+    port = free_port()
+    script = (
+        "import sys, time; from pathlib import Path; from billing.embedded import EmbeddedRedis;"
+        f"EmbeddedRedis(Path({str(tmp_path)!r}), port={port}, persist=False).start();"
+        "print('up', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "up"
+        assert redis_answers(port)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    deadline = time.monotonic() + 10
+    while redis_answers(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not redis_answers(port)
