@@ -26,6 +26,7 @@ from billing.money import from_pico
 from billing.plans import Plan
 from billing.quotas import budget_for, ensure_within
 from billing.scripts import UNREACHABLE, AnyRedis, register
+from billing.totals import spent_pusd
 
 __all__ = ["Gate", "Lease", "lease_size"]
 
@@ -108,7 +109,7 @@ class Gate:
         month = keys.month_period(now or datetime.now(UTC))
         want = lease_size(plan.rate_per_second, plan.burst, self.lease_fraction)
         try:
-            granted, wait_ms, spent, override = await self._admit(
+            granted, wait_ms, plain, packed, override = await self._admit(
                 keys=[keys.rate(client_id), keys.usage(client_id, month), keys.budget(client_id)],
                 args=[repr(float(plan.rate_per_second)), plan.burst, want],
             )
@@ -116,7 +117,7 @@ class Gate:
             log.warning("admission checks skipped: Redis unreachable")
             return
         clock = time.monotonic()
-        lease.spent = from_pico(int(spent))
+        lease.spent = from_pico(spent_pusd(plain, packed))
         lease.budget = budget_for(plan, override or None)
         lease.budget_until = clock + self.quota_ttl_s
         lease.tokens = max(0, int(granted) - 1)

@@ -61,13 +61,9 @@ async def import_records(redis: AnyRedis, records: list[StoredRecord]) -> Import
     script = register(redis, "import")
     written = 0
     for rec in records:
-        fields: list[str | int] = []
-        for name, value in rec.totals.to_hash().items():
-            if value or name in ("executions", "updated_ms"):
-                fields += [name, value]
         changed = await script(
             keys=[keys.usage(rec.client_id, rec.period)],
-            args=[rec.totals.updated_ms, rec.ttl_s, *fields],
+            args=[rec.totals.updated_ms, rec.ttl_s, rec.totals.packed()],
         )
         written += int(changed)
     return ImportSummary(written=written, skipped=len(records) - written)

@@ -4,8 +4,10 @@ For every client with usage records, with ``cutoff = today - retention_days`` (U
 
 1. **Recompute monthly records from daily ones**, for each month that has daily records
    and whose first day is on or after the cutoff (so none of its days has expired yet). One
-   atomic script per (client, month) sums the days with exact integer HINCRBY and rewrites
-   the month; months partly past the cutoff are left as they are (their days are gone).
+   atomic script per (client, month) sums the days exactly (``lua/rollup.lua``, reading both
+   the packed and the older plain layout, see :mod:`billing.totals`) and rewrites the month
+   in the packed layout; months partly past the cutoff are left as they are (their days are
+   gone).
 2. **Expire daily records** of days before the cutoff (DEL). Monthly records are kept.
 3. **Trim the ledger** stream to entries at or after the cutoff (``XTRIM MINID ~``).
 
@@ -22,11 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from billing import keys
 from billing.records import scan_usage_keys
 from billing.scripts import AnyRedis, register
-from billing.totals import FIELDS
 
 __all__ = ["RollupSummary", "rollup"]
-
-_COUNTERS = [f for f in FIELDS if f != "updated_ms"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +73,7 @@ async def rollup(
             if keys.parse_period(month) < cutoff:
                 continue
             day_keys = [keys.usage(client, d) for d in _days_of(month)]
-            result = await script(
-                keys=[keys.usage(client, month), keys.rollup_scratch(client), *day_keys],
-                args=_COUNTERS,
-            )
+            result = await script(keys=[keys.usage(client, month), *day_keys])
             recomputed += 1
             changed += int(result)
         old = [keys.usage(client, d) for d in sorted(days) if keys.parse_period(d) < cutoff]

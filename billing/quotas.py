@@ -19,6 +19,7 @@ from billing.errors import QuotaExceeded
 from billing.money import format_usd, from_pico, to_pico
 from billing.plans import Plan, Plans
 from billing.scripts import UNREACHABLE, AnyRedis, register
+from billing.totals import spent_pusd
 
 __all__ = ["Quotas", "budget_for", "ensure_within"]
 
@@ -52,10 +53,10 @@ class Quotas:
 
     async def _state(self, client_id: str, now: datetime | None) -> tuple[int, bytes | None]:
         month = keys.month_period(now or datetime.now(UTC))
-        spent, override = await self._read(
+        plain, packed, override = await self._read(
             keys=[keys.usage(client_id, month), keys.budget(client_id)], args=[]
         )
-        return int(spent), override
+        return spent_pusd(plain, packed), override
 
     def _budget(self, plan: Plan | str, override: bytes | None) -> Decimal | None:
         return budget_for(self.plans.get(plan) if isinstance(plan, str) else plan, override)

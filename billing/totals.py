@@ -1,6 +1,6 @@
 """Usage totals of one period: the Redis hash, exact derived figures, and folding.
 
-Every field of a ``usage:{client}:<period>`` hash is an integer (summed with HINCRBY)::
+A ``usage:{client}:<period>`` hash holds nine non-negative integers::
 
     executions     executions recorded
     errors         of which ended in an error (JS exception or limit)
@@ -12,12 +12,24 @@ Every field of a ``usage:{client}:<period>`` hash is an integer (summed with HIN
     cost_pusd      cost, pico-USD (each execution rounded once when recorded)
     updated_ms     last update, Unix milliseconds (a maximum, not a sum)
 
+They are stored packed in the one hash field ``packed`` (:data:`PACKED_FIELD`): for each
+field, in the order above, a big-endian ``uint64`` high limb and ``uint32`` low limb, value =
+high x 2**32 + low with low < 2**32 (108 bytes; Lua's ``struct`` format ``>I8I4`` x 9, Python's
+``>QI`` x 9). The record script adds an execution with one HGET and one HSET per hash and
+exact limb arithmetic (Lua numbers are doubles, exact below 2**53); a sum can grow to 2**85.
+
+Records written before this layout (and test fixtures) hold the nine names as plain decimal
+hash fields (HINCRBY). Every reader adds those to the packed field (``updated_ms``: the
+maximum), so old and new records, or a mix within one hash, read correctly; the rollup and
+the KV import rewrite a record in the packed form.
+
 The contract's figures (``cpuMs``, ``memoryMb``, ``computeUnits``, ``cost``) are derived
 exactly from these; nothing here touches Redis.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -27,7 +39,16 @@ from typing import Any
 from billing.money import EXACT, format_usd, from_pico
 from billing.pricing import BYTES_PER_MB
 
-__all__ = ["FIELDS", "UsageTotals", "contract_value", "fold", "iso_utc"]
+__all__ = [
+    "FIELDS",
+    "PACKED_FIELD",
+    "UsageTotals",
+    "contract_value",
+    "fold",
+    "iso_utc",
+    "packed_values",
+    "spent_pusd",
+]
 
 FIELDS = (
     "executions",
@@ -41,6 +62,29 @@ FIELDS = (
     "updated_ms",
 )
 """Hash fields of a usage record, in a fixed order (``updated_ms`` last)."""
+
+PACKED_FIELD = "packed"
+"""The hash field holding all of :data:`FIELDS` in the packed form (module docstring)."""
+
+_PACKED = struct.Struct(">" + "QI" * len(FIELDS))
+_FIELD_NAMES = {name.encode(): name for name in FIELDS} | {name: name for name in FIELDS}
+_PACKED_NAMES = (PACKED_FIELD.encode(), PACKED_FIELD)
+_COST = FIELDS.index("cost_pusd")
+
+
+def packed_values(data: bytes) -> list[int]:
+    """The nine integers of a packed field (ValueError if it is not 108 bytes)."""
+    try:
+        limbs = _PACKED.unpack(data)
+    except struct.error:
+        raise ValueError(f"a packed usage field is {_PACKED.size} bytes, not {len(data)}") from None
+    return [(limbs[i] << 32) + limbs[i + 1] for i in range(0, len(limbs), 2)]
+
+
+def spent_pusd(legacy_cost: bytes | str | None, packed: bytes | None) -> int:
+    """``cost_pusd`` of a record read as its plain field and its packed field (either None)."""
+    spent = int(legacy_cost) if legacy_cost is not None else 0
+    return spent + (packed_values(packed)[_COST] if packed is not None else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +103,37 @@ class UsageTotals:
 
     @classmethod
     def from_hash(cls, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> UsageTotals:
-        """Build from an HGETALL reply (unknown fields ignored, missing ones zero)."""
-        values: dict[str, int] = {}
+        """Build from an HGETALL reply: packed plus plain fields (others ignored, missing 0)."""
+        values = dict.fromkeys(FIELDS, 0)
         for k, v in raw.items():
-            name = k.decode() if isinstance(k, bytes) else k
-            if name in FIELDS:
-                values[name] = int(v)
+            if k in _PACKED_NAMES:
+                if not isinstance(v, bytes):
+                    raise TypeError("billing needs a Redis client with decode_responses=False")
+                pairs: Iterable[tuple[str, int]] = zip(FIELDS, packed_values(v), strict=True)
+            elif (name := _FIELD_NAMES.get(k)) is not None:
+                pairs = ((name, int(v)),)
+            else:
+                continue
+            for name, value in pairs:
+                if name == "updated_ms":
+                    values[name] = max(values[name], value)
+                else:
+                    values[name] += value
         return cls(**values)
 
     def to_hash(self) -> dict[str, int]:
-        """The hash fields, for HSET."""
+        """The nine values by field name."""
         return {f: getattr(self, f) for f in FIELDS}
+
+    def packed(self) -> bytes:
+        """The packed field's bytes (ValueError for a negative value or one of 2**96 or more)."""
+        limbs: list[int] = []
+        for name in FIELDS:
+            value = getattr(self, name)
+            if not 0 <= value < 1 << 96:
+                raise ValueError(f"{name}={value} cannot be packed")
+            limbs += (value >> 32, value & 0xFFFFFFFF)
+        return _PACKED.pack(*limbs)
 
     def __add__(self, other: UsageTotals) -> UsageTotals:
         summed = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}

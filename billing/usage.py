@@ -1,13 +1,17 @@
 """Recording usage: one Lua call per finished execution, or the spool when Redis is down.
 
-:meth:`UsageStore.record` runs ``lua/record.lua`` (one round trip) which, atomically:
+:meth:`UsageStore.record` runs ``lua/record.lua`` which, atomically:
 
-1. claims ``exec:{client}:<id>`` with ``SET NX EX <24 h>``, storing the request-body hash and
-   the response bytes (``<body hash>\\n<response>``); if the ID is already claimed it returns
-   the stored answer and changes nothing else (a retry is billed once);
-2. adds the execution to ``usage:{client}:<day>`` and ``usage:{client}:<month>`` (HINCRBY on
-   integer fields, see :mod:`billing.totals`);
+1. claims ``exec:{client}:<id>`` with a 24 h TTL, storing the request-body hash and the
+   response bytes (``<body hash>\\n<response>``); if the ID is already claimed it returns the
+   stored answer and changes nothing else (a retry is billed once);
+2. adds the execution to ``usage:{client}:<day>`` and ``usage:{client}:<month>`` (exact
+   integers in the hash's packed field, see :mod:`billing.totals`);
 3. appends an entry to ``ledger:{client}`` (XADD, ``MAXLEN ~``).
+
+Concurrent calls share round trips (:class:`~billing.batching.ScriptBatcher`): a call made
+while another record is in flight is queued and sent with the others in one pipeline; each
+is still its own atomic script run, and each caller gets its own outcome.
 
 If Redis fails, the record goes to the :class:`~billing.spool.Spool` and
 :meth:`UsageStore.replay_spool` sends it later; the execution-ID claim makes that exactly-once.
@@ -18,17 +22,19 @@ from __future__ import annotations
 
 import base64
 import logging
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from billing import keys
-from billing.money import to_pico
+from billing.batching import Command, ScriptBatcher
+from billing.money import EXACT
 from billing.plans import Plan
 from billing.pricing import Charge, price
 from billing.records import fetch_records
-from billing.scripts import STORE_ERRORS, UNREACHABLE, AnyRedis, register
+from billing.scripts import STORE_ERRORS, UNREACHABLE, AnyRedis, lua_source
 from billing.spool import Spool
 from billing.totals import UsageTotals
 
@@ -118,17 +124,7 @@ class UsageRecord:
 
     def increments(self) -> UsageTotals:
         """What this execution adds to its daily and monthly records."""
-        return UsageTotals(
-            executions=1,
-            errors=int(self.error),
-            fuel=self.fuel,
-            billed_cpu_ns=int(self.charge.billed_cpu_ms.scaleb(6).to_integral_value()),
-            cpu_us=round(self.cpu_ms * 1000),
-            wall_us=round(self.wall_ms * 1000),
-            mem_bytes=self.peak_memory_bytes,
-            cost_pusd=to_pico(self.charge.cost),
-            updated_ms=_epoch_ms(self.at),
-        )
+        return UsageTotals(*_increments(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +144,38 @@ class RecordOutcome:
     stored: StoredExecution | None
 
 
+def _increments(rec: UsageRecord) -> tuple[int, ...]:
+    """What the execution adds to each of :data:`~billing.totals.FIELDS` (cost: to_pico)."""
+    charge = rec.charge
+    return (
+        1,
+        int(rec.error),
+        rec.fuel,
+        int(charge.billed_cpu_ms.scaleb(6).to_integral_value()),
+        round(rec.cpu_ms * 1000),
+        round(rec.wall_ms * 1000),
+        rec.peak_memory_bytes,
+        int(charge.cost.scaleb(12, EXACT).to_integral_value(ROUND_HALF_EVEN, EXACT)),
+        _epoch_ms(rec.at),
+    )
+
+
+_HEADER = struct.Struct(">II9QBB")  # ARGV[1] of lua/record.lua starts with this
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_MS = 86_400_000
+_KEY_CACHE_SIZE = 4096
+
+
 def _epoch_ms(at: datetime) -> int:
     if at.tzinfo is None:
         raise ValueError("UsageRecord.at must be timezone-aware (UTC)")
-    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
-    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+    delta = at - _EPOCH
+    return delta.days * _DAY_MS + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def _outcome(reply: Any) -> StoredExecution | None:
+    """None when ``lua/record.lua`` recorded the execution, else the first answer stored."""
+    return None if reply == 1 else _parse_stored(reply)
 
 
 def _parse_stored(raw: bytes | str) -> StoredExecution:
@@ -163,7 +186,10 @@ def _parse_stored(raw: bytes | str) -> StoredExecution:
 
 
 class UsageStore:
-    """Records executions in Redis (standalone or cluster), spooling while Redis is down."""
+    """Records executions in Redis (standalone or cluster), spooling while Redis is down.
+
+    Up to ``max_in_flight`` record round trips at once; more calls are queued and pipelined.
+    """
 
     def __init__(
         self,
@@ -172,12 +198,17 @@ class UsageStore:
         *,
         idempotency_ttl_s: int = 86_400,
         ledger_maxlen: int = 100_000,
+        max_in_flight: int = 2,
     ) -> None:
+        if not 0 < idempotency_ttl_s < 1 << 32 or not 0 <= ledger_maxlen < 1 << 32:
+            raise ValueError("idempotency_ttl_s and ledger_maxlen must fit in 32 bits")
         self.redis = redis
         self.spool = spool
         self.idempotency_ttl_s = idempotency_ttl_s
         self.ledger_maxlen = ledger_maxlen
-        self._record = register(redis, "record")
+        self._record = ScriptBatcher(redis, lua_source("record"), max_in_flight=max_in_flight)
+        # (client, UTC day number) -> (day key, month key, ledger key), validated once
+        self._keys: dict[tuple[str, int], tuple[str, str, str]] = {}
 
     async def lookup(self, client_id: str, execution_id: str) -> StoredExecution | None:
         """The stored answer for an execution ID, or None (also None while Redis is down)."""
@@ -193,10 +224,9 @@ class UsageStore:
 
         Raises :class:`~billing.errors.StoreUnavailable` only when the spool fails too.
         """
-        if "\n" in body_hash:
-            raise ValueError("body_hash must not contain a newline")
+        command = self._command(rec, body_hash, response)  # ValueError before anything
         try:
-            stored = await self._write(rec, body_hash, response)
+            stored = _outcome(await self._record(command))
         except STORE_ERRORS as exc:
             log.warning("usage record spooled: %s", exc)
             self.spool.append(
@@ -209,31 +239,43 @@ class UsageStore:
             return RecordOutcome(duplicate=False, spooled=True, stored=None)
         return RecordOutcome(duplicate=stored is not None, spooled=False, stored=stored)
 
+    def _command(self, rec: UsageRecord, body_hash: str, response: bytes) -> Command:
+        """``numkeys, *KEYS, *ARGV`` of ``lua/record.lua`` for one record."""
+        if "\n" in body_hash:
+            raise ValueError("body_hash must not contain a newline")
+        inc = _increments(rec)
+        if (inc[1] | inc[2] | inc[3] | inc[4] | inc[5] | inc[6] | inc[7] | inc[8]) >> 53:
+            raise ValueError(f"usage increments must be in 0..2**53-1: {inc}")
+        client = rec.client_id
+        cache_key = (client, inc[8] // _DAY_MS)
+        found = self._keys.get(cache_key)
+        if found is None:
+            if len(self._keys) >= _KEY_CACHE_SIZE:
+                self._keys.clear()
+            at = rec.at.astimezone(UTC)
+            found = self._keys[cache_key] = (
+                keys.usage(client, keys.day_period(at)),
+                keys.usage(client, keys.month_period(at)),
+                keys.ledger(client),
+            )
+        execution_id = rec.execution_id.encode()
+        plan = rec.plan.encode()
+        if len(plan) > 255:
+            raise ValueError("plan names are at most 255 bytes")
+        header = _HEADER.pack(
+            self.idempotency_ttl_s, self.ledger_maxlen, *inc, len(execution_id), len(plan)
+        )
+        return (
+            4,
+            keys.execution(client, rec.execution_id),
+            *found,
+            b"".join((header, execution_id, plan, body_hash.encode(), b"\n", response)),
+        )
+
     async def _write(
         self, rec: UsageRecord, body_hash: str, response: bytes
     ) -> StoredExecution | None:
-        inc = rec.increments()
-        at = rec.at.astimezone(UTC)
-        script_keys = [
-            keys.execution(rec.client_id, rec.execution_id),
-            keys.usage(rec.client_id, keys.day_period(at)),
-            keys.usage(rec.client_id, keys.month_period(at)),
-            keys.ledger(rec.client_id),
-        ]
-        args: list[str | int | bytes] = [
-            self.idempotency_ttl_s,
-            body_hash.encode() + b"\n" + response,
-            self.ledger_maxlen,
-            inc.updated_ms,
-            rec.execution_id,
-            rec.plan,
-            f"{inc.executions} {inc.errors} {inc.fuel} {inc.billed_cpu_ns} {inc.cpu_us} "
-            f"{inc.wall_us} {inc.mem_bytes} {inc.cost_pusd}",
-        ]
-        reply = await self._record(keys=script_keys, args=args)
-        if int(reply[0]) == 1:
-            return None
-        return _parse_stored(reply[1])
+        return _outcome(await self._record(self._command(rec, body_hash, response)))
 
     async def replay_spool(self) -> int:
         """Send spooled records to Redis; returns how many went through (0 if still down)."""

@@ -3,7 +3,8 @@
 -- ARGV[1] tokens per second   ARGV[2] burst   ARGV[3] tokens wanted (lease size, >= 1)
 -- Token bucket on the server clock: grants min(wanted, whole tokens available) if at least
 -- one is available, else nothing and the milliseconds until one is.
--- Returns {granted, wait_ms, spent pico-USD, budget override or false}.
+-- Returns {granted, wait_ms, plain cost_pusd, packed field, budget override}, the last three
+-- false when absent; the spend is billing.totals.spent_pusd of the two usage fields.
 redis.replicate_commands()
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -30,6 +31,6 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-local spent = redis.call('HGET', KEYS[2], 'cost_pusd') or '0'
+local spent = redis.call('HMGET', KEYS[2], 'cost_pusd', 'packed')
 local override = redis.call('HGET', KEYS[3], 'monthly')
-return {granted, wait, spent, override}
+return {granted, wait, spent[1], spent[2], override}

@@ -1,37 +1,94 @@
 -- Recompute a monthly record as the sum of its daily records (all in one slot).
--- KEYS[1] usage:{c}:<month>; KEYS[2] a scratch key in the same slot;
--- KEYS[3..] usage:{c}:<day> for every day of that month.
--- ARGV: the counter fields to sum. Sums use HINCRBY on the scratch key, so they are exact
--- 64-bit integers (Lua numbers are doubles). updated_ms becomes the maximum over the days.
--- Returns 1 if the monthly record changed, 0 otherwise; nothing is written without days.
-redis.call('DEL', KEYS[2])
-local updated = 0
-local found = false
-for k = 3, #KEYS do
-  local vals = redis.call('HMGET', KEYS[k], 'updated_ms', unpack(ARGV))
-  if redis.call('EXISTS', KEYS[k]) == 1 then
+-- KEYS[1] usage:{c}:<month>; KEYS[2..] usage:{c}:<day> for every day of that month.
+-- A record is its 'packed' field plus any plain decimal fields of the older layout (see
+-- billing/totals.py); both are read, summed exactly in 2**32 limbs (Lua numbers are doubles)
+-- and the month is rewritten as one packed field (its TTL, if any, is kept). updated_ms becomes the maximum over the
+-- days. Returns 1 if the monthly record's counters changed, 0 otherwise; nothing is written
+-- when no day has a record.
+local B = 4294967296
+local F = '>I8I4I8I4I8I4I8I4I8I4I8I4I8I4I8I4I8I4'
+local NAMES = {'executions', 'errors', 'fuel', 'billed_cpu_ns', 'cpu_us', 'wall_us',
+               'mem_bytes', 'cost_pusd', 'updated_ms'}
+
+-- An exact non-negative decimal string as (high, low) limbs: long division by 2**32 on
+-- 6-digit chunks keeps every intermediate value below 2**53.
+local function limbs(dec)
+  local hi, r = 0, 0
+  local i = 1
+  local j = (#dec - 1) % 6 + 1
+  while i <= #dec do
+    local cur = r * 1000000 + tonumber(string.sub(dec, i, j))
+    local q = math.floor(cur / B)
+    r = cur - q * B
+    hi = hi * 1000000 + q
+    i = j + 1
+    j = j + 6
+  end
+  return hi, r
+end
+
+-- Add one record into acc (18 limbs, low limbs not yet normalised); returns found, updated.
+local function add(key, acc)
+  local vals = redis.call('HMGET', key, 'packed', unpack(NAMES))
+  local found = false
+  local updated = 0
+  if vals[1] then
     found = true
-    updated = math.max(updated, tonumber(vals[1] or '0'))
-    for i = 1, #ARGV do
-      redis.call('HINCRBY', KEYS[2], ARGV[i], vals[i + 1] or '0')
+    local packed = {struct.unpack(F, vals[1])}
+    for i = 1, 16 do
+      acc[i] = acc[i] + packed[i]
+    end
+    updated = packed[17] * B + packed[18]
+  end
+  for n = 1, 9 do
+    local v = vals[n + 1]
+    if v then
+      found = true
+      if n == 9 then
+        updated = math.max(updated, tonumber(v))
+      else
+        local hi, lo = limbs(v)
+        acc[2 * n - 1] = acc[2 * n - 1] + hi
+        acc[2 * n] = acc[2 * n] + lo
+      end
     end
   end
+  return found, updated
 end
-if not found then
+
+local function normalise(acc)
+  for i = 1, 15, 2 do
+    local q = math.floor(acc[i + 1] / B)
+    acc[i] = acc[i] + q
+    acc[i + 1] = acc[i + 1] - q * B
+  end
+end
+
+local sum = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+local updated = 0
+local any = false
+for k = 2, #KEYS do
+  local found, day_updated = add(KEYS[k], sum)
+  if found then
+    any = true
+    updated = math.max(updated, day_updated)
+  end
+end
+if not any then
   return 0
 end
+normalise(sum)
+local old = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+add(KEYS[1], old)
+normalise(old)
 local changed = 0
-local pairs_ = {}
-for i = 1, #ARGV do
-  local value = redis.call('HGET', KEYS[2], ARGV[i])
-  if (redis.call('HGET', KEYS[1], ARGV[i]) or '0') ~= value then
+for i = 1, 16 do
+  if old[i] ~= sum[i] then
     changed = 1
   end
-  pairs_[#pairs_ + 1] = ARGV[i]
-  pairs_[#pairs_ + 1] = value
 end
-redis.call('DEL', KEYS[2])
-pairs_[#pairs_ + 1] = 'updated_ms'
-pairs_[#pairs_ + 1] = string.format('%.0f', updated)
-redis.call('HSET', KEYS[1], unpack(pairs_))
+sum[17] = math.floor(updated / B)
+sum[18] = updated - sum[17] * B
+redis.call('HDEL', KEYS[1], unpack(NAMES)) -- plain fields of the older layout (TTL kept)
+redis.call('HSET', KEYS[1], 'packed', struct.pack(F, unpack(sum)))
 return changed
