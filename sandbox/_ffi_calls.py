@@ -38,6 +38,16 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "JS_ParseJSON": ((I32, I32, I32, I32), I64),
     "JS_SetPropertyStr": ((I32, I64, I32, I64), I32),
     "JS_ToCStringLen2": ((I32, I32, I64, I32), I32),
+    "JS_PromiseState": ((I32, I64), I32),
+    "JS_PromiseResult": ((I32, I64), I64),
+    "JS_GetPropertyUint32": ((I32, I64, I32), I64),
+    "JS_GetArrayBuffer": ((I32, I32, I64), I32),
+    "JS_WriteObject": ((I32, I32, I64, I32), I32),
+    "JS_ReadObject": ((I32, I32, I32, I32), I64),
+    "JS_EvalFunction": ((I32, I64), I64),
+    "JS_FreeValue": ((I32, I64), None),
+    "free": ((I32,), None),
+    "js_free": ((I32, I32), None),
 }
 GLOBALS = (
     _stackguard.EXPORT_SP,
@@ -181,32 +191,30 @@ def _invoker(call: Any, ctx: int, ref: int, n_params: int, result: str | None) -
         return out[0]
 
     def f2(a: int, b: int) -> Any:
-        raw[0] = a
-        raw[2] = b
+        raw[0], raw[2] = a, b
+        if (error := call(ctx, ref, buf, slots, trap_addr)) or trap.value:
+            fail(error)
+        return out[0]
+
+    def f3(a: int, b: int, c: int) -> Any:
+        raw[0], raw[2], raw[4] = a, b, c
         if (error := call(ctx, ref, buf, slots, trap_addr)) or trap.value:
             fail(error)
         return out[0]
 
     def f4(a: int, b: int, c: int, d: int) -> Any:
-        raw[0] = a
-        raw[2] = b
-        raw[4] = c
-        raw[6] = d
+        raw[0], raw[2], raw[4], raw[6] = a, b, c, d
         if (error := call(ctx, ref, buf, slots, trap_addr)) or trap.value:
             fail(error)
         return out[0]
 
     def f5(a: int, b: int, c: int, d: int, e: int) -> Any:
-        raw[0] = a
-        raw[2] = b
-        raw[4] = c
-        raw[6] = d
-        raw[8] = e
+        raw[0], raw[2], raw[4], raw[6], raw[8] = a, b, c, d, e
         if (error := call(ctx, ref, buf, slots, trap_addr)) or trap.value:
             fail(error)
         return out[0]
 
-    by_arity: dict[int, WasmFunc] = {0: f0, 1: f1, 2: f2, 4: f4, 5: f5}
+    by_arity: dict[int, WasmFunc] = {0: f0, 1: f1, 2: f2, 3: f3, 4: f4, 5: f5}
     if n_params not in by_arity:
         raise TypeError(f"no fast caller for {n_params} parameters")
     invoke = by_arity[n_params]

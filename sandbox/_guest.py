@@ -16,6 +16,8 @@ from sandbox._ffi_calls import bind
 
 TAG_OBJECT = -1
 TAG_INT = 0
+TAG_BOOL = 1
+TAG_NULL = 2
 TAG_UNDEFINED = 3
 TAG_EXCEPTION = 6
 UNDEFINED = TAG_UNDEFINED << 32
@@ -53,6 +55,16 @@ class Guest:
         self.set_property_str = f["JS_SetPropertyStr"]
         self.to_cstring = f["JS_ToCStringLen2"]
         self.is_job_pending = f["JS_IsJobPending"]
+        self.promise_state = f["JS_PromiseState"]
+        self.promise_result = f["JS_PromiseResult"]
+        self.get_index = f["JS_GetPropertyUint32"]
+        self.array_buffer = f["JS_GetArrayBuffer"]
+        self.write_object = f["JS_WriteObject"]
+        self.read_object = f["JS_ReadObject"]
+        self.eval_function = f["JS_EvalFunction"]
+        self.free_value = f["JS_FreeValue"]
+        self.free = f["free"]
+        self.js_free = f["js_free"]
         self.get_global = self.exports.get_global
         self.set_global = self.exports.set_global
         self.memory = self.exports.memory

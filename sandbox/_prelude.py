@@ -1,43 +1,104 @@
-"""The JavaScript evaluated once into the snapshot: console capture, the runner, finish().
+"""The JavaScript evaluated once into the snapshot: console capture, finish() and its guards.
 
 Everything the host relies on after user code ran is captured here, before any user code
-exists, so overriding ``JSON.stringify``, ``Array.prototype``, ``Promise.prototype.then`` or
-``String`` cannot change how results, errors and output are reported. Per run the host
-evaluates ``RUN_PREFIX + code + RUN_SUFFIX``; after the job queue is drained it converts the
-function this script evaluates to (``finish``) to a string, which calls it (it is its own
-``Symbol.toPrimitive``; when the code did not even compile the host calls it with the
-exception as its one argument and ``this`` undefined instead). Either way the answer is one
-string::
+exists, so overriding ``JSON.stringify``, ``Array.prototype`` or ``String`` cannot change how
+results, errors and output are reported. Nothing of it has a global name: the script
+evaluates to ``[finish, caps]`` and only the host holds those two values.
+
+Per run the host writes ``[max lines, max output units, max result units, state, logged]``
+into the ``caps`` buffer (an ``Int32Array``), evaluates ``RUN_PREFIX + code + RUN_SUFFIX`` (an async
+function called at once: no glue frame is on the stack while the code runs), drains the job
+queue, reads the state of the promise it got with ``JS_PromiseState`` (-1 not a promise,
+0 pending, 1 fulfilled, 2 rejected; an exception from the eval itself is state 2) and calls
+``finish`` with the promise's result, or the exception, as ``this`` (unless the code logged
+nothing and returned an int, a boolean, null or undefined: the host writes that JSON itself,
+see ``execution``). Its answer is one string::
 
     <meta JSON>\\n<output lines JSON array>\\n<result JSON>
 
 meta = [state, errorName, errorMessage, errorStack, thrownNull, outputLimitHit]; state 0
 never settled, 1 returned, 2 threw, 3 result too large.
+
+The script is compiled without its source text (``JS_WRITE_OBJ_STRIP_SOURCE``), so
+``String(console.log)`` shows ``[native code]``. The glue still runs user code (``toJSON``,
+getters, ``toString``) from ``console.log`` and ``finish``; while it does, the engine's
+``prepareStackTrace`` slot holds a filter that drops the frames of this file (its filename is
+``<prelude>``) before they reach the code's own hook or the default ``stack`` text, and
+``Error.prepareStackTrace`` is an accessor of ours that only records the code's hook then.
+
+What user code can still change is its own run's output, through JSON semantics the glue
+keeps on purpose: ``toJSON`` (also ``Object.prototype.toJSON``), ``toString`` and getters of
+the values it logs or returns are called as ``JSON.stringify``/``String`` would call them.
 """
 
 from __future__ import annotations
 
-RUN_PREFIX = "__codexec_run(%d,%d,%d,async function(){"
-RUN_SUFFIX = "\n})"
+RUN_PREFIX = "(async function(){"
+RUN_SUFFIX = "\n})()"
+FILENAME = "<prelude>"
+CAP_STATE = 3  # index of the state slot in caps
+CAP_LOGGED = 4  # set by console.* (the host may format a primitive result itself if not)
+CAP_SLOTS = 5
 
 PRELUDE = r"""
 (() => {
   "use strict";
-  const g = globalThis;
   const stringify = JSON.stringify;
   const S = String;
   const apply = Reflect.apply;
   const defineProperty = Object.defineProperty;
+  const getDescriptor = Object.getOwnPropertyDescriptor;
+  const getPrototypeOf = Object.getPrototypeOf;
   const trimEnd = String.prototype.trimEnd;
-  const then = Promise.prototype.then;
   const ErrorCtor = Error;
   const isError = typeof Error.isError === "function" ? Error.isError : null;
   const objectToString = Object.prototype.toString;
   const bigintReplacer = (k, v) => (typeof v === "bigint" ? S(v) : v);
+  const caps = new Int32Array(5);
+
+  // Stack traces while glue code runs: drop this file's frames.
+  const engineHook = getDescriptor(ErrorCtor, "prepareStackTrace");
+  const realGet = engineHook.get, realSet = engineHook.set;
+  apply(realSet, ErrorCtor, [(e, sites) => sites]);
+  const siteProto = getPrototypeOf(new ErrorCtor().stack[0]);
+  apply(realSet, ErrorCtor, [undefined]);
+  const site = (name) => getDescriptor(siteProto, name).value;
+  const getFunction = site("getFunction"), getFunctionName = site("getFunctionName");
+  const getFileName = site("getFileName"), isNative = site("isNative");
+  const getLine = site("getLineNumber"), getColumn = site("getColumnNumber");
+  let userHook, depth = 0;
+  const text = (s) => {
+    const file = apply(getFileName, s, []), line = apply(getLine, s, []);
+    const where = line === null || line < 0 ? "" : ":" + line + ":" + apply(getColumn, s, []);
+    if (apply(getFunction, s, []) === null) return "    at " + file + where + "\n";
+    const name = apply(getFunctionName, s, []);
+    return "    at " + (name || "<anonymous>") +
+      (apply(isNative, s, []) ? " (native)" : " (" + (file ?? "<null>") + where + ")") + "\n";
+  };
+  const filter = (error, sites) => {
+    const kept = [];
+    let n = 0, plain = "";
+    for (let i = 0; i < sites.length; i++) {
+      const s = sites[i];
+      if (apply(getFileName, s, []) === "<prelude>") continue;
+      defineProperty(kept, n++, { value: s, writable: true, enumerable: true, configurable: true });
+    }
+    if (typeof userHook === "function") return apply(userHook, ErrorCtor, [error, kept]);
+    for (let i = 0; i < n; i++) plain += text(kept[i]);
+    return plain;
+  };
+  const enter = () => { if (depth++ === 0) apply(realSet, ErrorCtor, [filter]); };
+  const leave = () => { if (--depth === 0) apply(realSet, ErrorCtor, [userHook]); };
+  const accessor = getDescriptor({
+    get prepareStackTrace() { apply(realGet, this, []); return userHook; },
+    set prepareStackTrace(v) { apply(realSet, this, [depth === 0 ? v : filter]); userHook = v; },
+  }, "prepareStackTrace");
+  defineProperty(ErrorCtor, "prepareStackTrace", {
+    get: accessor.get, set: accessor.set, enumerable: false, configurable: true,
+  });
 
   let lines = "";  // JSON string literals separated by ","
-  let nLines = 0, nUnits = 0, maxLines = 0, maxUnits = 0, limitHit = false;
-  let state = 0, value, maxResult = 0;
+  let nLines = 0, nUnits = 0, limitHit = false;
   const noError = ["", "", "", false];
   const okHead = '[1,"","","",false,false]\n[', okPlain = okHead + "]\n";
 
@@ -77,33 +138,29 @@ PRELUDE = r"""
     throw e;
   };
   const log = function () {
-    if (limitHit) stop();
-    let line = "";
-    for (let i = 0; i < arguments.length; i++) {
-      let part;
-      try { part = format(arguments[i]); } catch { part = "[unprintable]"; }
-      line = i === 0 ? part : line + " " + part;
-    }
-    if (nLines + 1 > maxLines || nUnits + line.length > maxUnits) stop();
-    nLines++;
-    nUnits += line.length;
-    lines = nLines === 1 ? stringify(line) : lines + "," + stringify(line);
+    enter();
+    caps[4] = 1;
+    try {
+      if (limitHit) stop();
+      let line = "";
+      for (let i = 0; i < arguments.length; i++) {
+        let part;
+        try { part = format(arguments[i]); } catch { part = "[unprintable]"; }
+        line = i === 0 ? part : line + " " + part;
+      }
+      if (nLines + 1 > caps[0] || nUnits + line.length > caps[1]) stop();
+      nLines++;
+      nUnits += line.length;
+      lines = nLines === 1 ? stringify(line) : lines + "," + stringify(line);
+    } finally { leave(); }
   };
   const console = {};
   const open = (v, enumerable) => ({ value: v, writable: true, enumerable, configurable: true });
   for (const name of ["log", "info", "warn", "error", "debug", "trace"]) {
     defineProperty(console, name, open(log, true));
   }
-  defineProperty(g, "console", open(console, false));
-  defineProperty(g, "context", open({}, false));
-
-  const settle = [(v) => { state = 1; value = v; }, (e) => { state = 2; value = e; }];
-  defineProperty(g, "__codexec_run", {
-    value: (lineCap, unitCap, resultCap, fn) => {
-      maxLines = lineCap; maxUnits = unitCap; maxResult = resultCap;
-      apply(then, fn(), settle);
-    },
-  });
+  defineProperty(globalThis, "console", open(console, false));
+  defineProperty(globalThis, "context", open({}, false));
 
   const describe = (e) => {
     if (e !== null && (typeof e === "object" || typeof e === "function")) {
@@ -121,9 +178,8 @@ PRELUDE = r"""
     return ["Error", message, "", e === null];
   };
 
-  function finish(thrown) {
-    if (this !== finish) { state = 2; value = thrown; }  // not called by ToPrimitive
-    let result = "null", error = noError;
+  const report = (value) => {
+    let state = caps[3], result = "null", error = noError;
     if (state === 1) {
       try {
         const text = value === undefined ? "null"
@@ -136,7 +192,7 @@ PRELUDE = r"""
           result = text === undefined ? "null" : text;
         } catch (e) { state = 2; value = e; }
       }
-      if (state === 1 && result.length > maxResult) { state = 3; result = "null"; }
+      if (state === 1 && result.length > caps[2]) { state = 3; result = "null"; }
     }
     if (state === 2) { error = describe(value); result = "null"; }
     if (state === 1 && !limitHit) {
@@ -144,10 +200,12 @@ PRELUDE = r"""
     }
     return stringify([state, error[0], error[1], error[2], error[3], limitHit]) +
       "\n[" + lines + "]\n" + result;
-  }
-  // ToString(finish) calls finish (this === finish): one JS_ToCStringLen2 call both
-  // finishes and converts. The host calls it as finish(exception) (this undefined).
-  defineProperty(finish, Symbol.toPrimitive, { value: finish });
-  return finish;
+  };
+  // The host calls finish with the promise's result (or the exception) as `this`.
+  const finish = function () {
+    enter();
+    try { return report(this); } finally { leave(); }
+  };
+  return [finish, caps.buffer];
 })()
 """

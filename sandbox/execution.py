@@ -5,10 +5,14 @@ run can have touched: everything except the part of the stack block below the lo
 pointer the run reached). After a trap, or when memory grew (wasm memory cannot shrink), the
 instance is not trusted again: the caller replaces it with a fresh one built from the image.
 
-The common case costs three wasm calls: ``JS_Eval`` of the wrapped code, one
+A run costs ``JS_Eval`` of the wrapped code (an async function called at once), one
 ``JS_ExecutePendingJob`` per queued job (the job queue is read from ``JSRuntime`` in linear
-memory, see ``snapshot.find_job_list``, so no call is spent to find it empty) and one
-``JS_ToCStringLen2(finish)`` that runs ``finish()`` and returns its packed answer.
+memory, see ``snapshot.find_job_list``, so no call is spent to find it empty; code that never
+awaits queues none), then ``JS_PromiseState`` and ``JS_PromiseResult`` of the function's
+promise. A run that logged nothing and returned an int, a boolean, null or undefined ends
+there: the host writes that JSON itself. Otherwise ``JS_Call(finish)`` and
+``JS_ToCStringLen2`` read its packed answer. The output caps and the promise state go into the
+prelude's ``caps`` buffer by plain memory writes.
 Linear memory never moves (``memory_may_move`` is off in the engine config), so the host
 address of every scratch slot is computed once per instance.
 """
@@ -16,23 +20,47 @@ address of every scratch slot is computed once per instance.
 from __future__ import annotations
 
 import ctypes
+import struct
 import time
-from ctypes import c_uint32, c_uint64
+from ctypes import c_int32, c_uint32, c_uint64
 
 import wasmtime
 
 from sandbox import _stackguard
 from sandbox._engine import Compiled
-from sandbox._guest import TAG_EXCEPTION, TAG_OBJECT, UNDEFINED, Guest, tag
+from sandbox._guest import (
+    TAG_BOOL,
+    TAG_EXCEPTION,
+    TAG_INT,
+    TAG_NULL,
+    TAG_OBJECT,
+    TAG_UNDEFINED,
+    UNDEFINED,
+    Guest,
+    tag,
+)
 from sandbox._outcome import OK_PLAIN, Measured, Outcome, build_result
-from sandbox._prelude import RUN_PREFIX, RUN_SUFFIX
+from sandbox._prelude import CAP_LOGGED, CAP_SLOTS, CAP_STATE, RUN_PREFIX, RUN_SUFFIX
 from sandbox.errors import InvalidContext
 from sandbox.limits import Limits
 from sandbox.result import Result
 from sandbox.snapshot import Template, arm_stack
 
 POSTMORTEM_FUEL = 200_000_000
+_PREFIX = RUN_PREFIX.encode()
 _SUFFIX = RUN_SUFFIX.encode() + b"\0"
+_CAP_MAX = 0x7FFF_FFFF
+_CAPS = struct.Struct(f"<{CAP_SLOTS}i")
+_FULFILLED = 1
+_SIMPLE = {  # finish()'s answer for these JSValue tags, by the low bit of the value
+    TAG_BOOL: (OK_PLAIN + "false", OK_PLAIN + "true"),
+    TAG_NULL: (OK_PLAIN + "null",) * 2,
+    TAG_UNDEFINED: (OK_PLAIN + "null",) * 2,
+}
+# LLVM's wasm leaf functions use up to 128 bytes below __stack_pointer without moving it, so
+# the stack guard never sees them: copy back that much below the lowest pointer it recorded
+# (it stays above the stack block: below stack_limit = stack_lo + 256 a run traps).
+_RED_ZONE = 128
 _OK_PLAIN_LEN = len(OK_PLAIN)
 _LOW = _stackguard.EXPORT_LOW
 _memmove = ctypes.memmove
@@ -64,16 +92,24 @@ class Instance:
             guest.execute_pending_job,
             guest.to_cstring,
         )
+        self._call, self._promise_state, self._promise_result = (
+            guest.call,
+            guest.promise_state,
+            guest.promise_result,
+        )
         self._image = ctypes.cast(ctypes.c_char_p(template.image), ctypes.c_void_p).value or 0
         self._base = base = guest.base()
         self._len = c_uint32.from_address(base + template.lenp)
+        self._caps_addr = base + template.caps
+        self._state = c_int32.from_address(base + template.caps + 4 * CAP_STATE)
+        self._logged = c_int32.from_address(base + template.caps + 4 * CAP_LOGGED)
         rs = template.random_state
         self._seed = c_uint64.from_address(base + rs) if rs is not None else None
         jobs = template.job_list
         self._jobs_next = c_uint32.from_address(base + jobs + 4) if jobs is not None else None
         self._lim: Limits | None = None
         self._tick_ms = 0
-        self._prefix = b""
+        self._caps = bytes(_CAPS.size)
         self._ticks = 0
         self._source_used = 0  # bytes of the source buffer written since the last reset
         t = template
@@ -86,7 +122,7 @@ class Instance:
     def _reset(self) -> None:
         """Copy back what a run can have written (see ``Template``: the parts it skips)."""
         source, source_end, gap, size, stack_top = self._layout
-        low = self._get_low() & 0xFFFFFFFF
+        low = (self._get_low() & 0xFFFFFFFF) - _RED_ZONE
         base, image = self._base, self._image
         _memmove(base, image, source + self._source_used)
         _memmove(base + source_end, image + source_end, gap)
@@ -114,6 +150,15 @@ class Instance:
             raise MemoryError("finish() failed")
         return _string_at(self._base + ptr, self._len.value).decode("utf-8", errors="replace")
 
+    def _finish(self, state: int, value: int) -> str:
+        """``finish`` called with ``value`` as ``this``: the packed answer of the run."""
+        t = self.template
+        self._state.value = state
+        packed = self._call(t.ctx, t.finish, value, 0, t.argv)
+        if packed >> 32 == TAG_EXCEPTION:
+            raise MemoryError("finish() failed")
+        return self._string(packed)
+
     def _execute(self, source: bytes, context_json: str) -> str:
         t = self.template
         if context_json != "{}" and context_json.strip() != "{}":
@@ -126,8 +171,8 @@ class Instance:
         else:
             addr = self.guest.alloc(source)
         value = self._eval(t.ctx, addr, n - 1, t.filename, 0)
-        if value >> 32 == TAG_EXCEPTION:
-            return self._finish_thrown()
+        if value >> 32 == TAG_EXCEPTION:  # it did not compile (or the wrapper threw)
+            return self._finish(2, self.guest.get_exception(t.ctx))
         drain, rt, pctx, jobs = self._drain, t.rt, t.pctx, self._jobs_next
         if jobs is None:
             while (status := drain(rt, pctx)) != 0:
@@ -140,16 +185,19 @@ class Instance:
                     if status == 0:
                         break
                     self.guest.get_exception(t.ctx)
-        return self._string(t.finish)
-
-    def _finish_thrown(self) -> str:
-        """``finish(exception)`` for code that did not compile (or whose wrapper threw)."""
-        g, t = self.guest, self.template
-        g.write(t.argv, g.get_exception(t.ctx).to_bytes(8, "little", signed=True))
-        packed = g.call(t.ctx, t.finish, UNDEFINED, 1, t.argv)
-        if tag(packed) == TAG_EXCEPTION:
-            raise MemoryError("finish() failed")
-        return self._string(packed)
+        state = self._promise_state(t.ctx, value)
+        if state < 0:  # not a promise: only code that closed the wrapper early gets here
+            return self._finish(_FULFILLED, value)
+        if state == 0:
+            return self._finish(0, UNDEFINED)
+        result = self._promise_result(t.ctx, value)
+        if state == _FULFILLED and not self._logged.value:
+            kind = result >> 32
+            if kind == TAG_INT:  # what finish() would answer, without two more calls
+                return f"{OK_PLAIN}{((result & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000}"
+            if kind in _SIMPLE:
+                return _SIMPLE[kind][result & 1]
+        return self._finish(state, result)
 
     def _postmortem(self, timeout_ticks: int) -> str | None:
         """Read the output of a run that trapped (best effort, bounded by fuel and time)."""
@@ -159,14 +207,14 @@ class Instance:
             g.set_global(_LOW, t.stack_top)
             self._set_fuel(POSTMORTEM_FUEL)
             self._set_deadline(timeout_ticks)
-            return self._string(t.finish)
+            return self._finish(0, UNDEFINED)
         except (wasmtime.Trap, wasmtime.WasmtimeError, MemoryError, ValueError):
             return None
 
     def _configure(self, lim: Limits, tick_ms: int) -> None:
         """Per-``Limits`` work, done again only when the limits change."""
         caps = (lim.max_output_lines, lim.max_output_bytes, lim.max_result_bytes)
-        self._prefix = (RUN_PREFIX % caps).encode()
+        self._caps = _CAPS.pack(*(min(cap, _CAP_MAX) for cap in caps), 0, 0)
         self._ticks = lim.deadline_ticks(tick_ms)
         if self.memory_cap != lim.memory_bytes:
             self.guest.store.set_limits(memory_size=lim.memory_bytes)
@@ -179,7 +227,8 @@ class Instance:
         """Run ``code``; return the result and whether this instance must be discarded."""
         if lim is not self._lim or tick_ms != self._tick_ms:
             self._configure(lim, tick_ms)
-        source = self._prefix + code + _SUFFIX
+        source = _PREFIX + code + _SUFFIX
+        _memmove(self._caps_addr, self._caps, _CAPS.size)
         self._set_fuel(lim.fuel)
         self._set_deadline(self._ticks)
         if self._seed is not None:
@@ -217,7 +266,7 @@ class Instance:
         if trap is not None and not moved:
             packed = self._postmortem(2)
         measured = Measured(fuel, (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6, memory, seed, discard)
-        result = build_result(Outcome(packed, trap), guard, lim, measured, len(self._prefix))
+        result = build_result(Outcome(packed, trap), guard, lim, measured, len(_PREFIX))
         if not discard:
             self._reset()
         return result, discard

@@ -4,8 +4,10 @@ Instance state is linear memory (bytes and size) plus ``__stack_pointer``: the m
 other mutable global, table write or passive segment (audited in the prototype), and the stack
 guard's own globals are set from here. Building one:
 
-1. instantiate; ``_initialize``; ``JS_NewRuntime``; ``JS_NewContext``; evaluate the prelude
-   (its completion value is ``finish``); allocate scratch buffers;
+1. instantiate; ``_initialize``; ``JS_NewRuntime``; ``JS_NewContext``; compile the prelude,
+   write it out without its source text and read it back (``JS_WriteObject`` /
+   ``JS_ReadObject``), evaluate it (its completion value is ``[finish, caps buffer]``, held
+   only by the host); allocate scratch buffers;
 2. move the C stack into a ``STACK_BYTES`` block allocated in the heap (the reactor's own
    stack is ~64 KiB, i.e. fewer than 200 JavaScript frames) and arm the stack guard;
 3. copy linear memory: every run starts from this image.
@@ -26,13 +28,16 @@ import wasmtime
 
 from sandbox import _stackguard
 from sandbox._engine import Compiled
-from sandbox._guest import TAG_EXCEPTION, Guest, tag
-from sandbox._prelude import PRELUDE
+from sandbox._guest import TAG_EXCEPTION, TAG_OBJECT, Guest, tag
+from sandbox._prelude import CAP_SLOTS, FILENAME, PRELUDE
 
 STACK_BYTES = 512 * 1024
 STACK_MARGIN = 256
 SOURCE_CAPACITY = 64 * 1024 + 256
 _CTX_SEARCH = 4096
+_COMPILE_ONLY = 1 << 5  # JS_EVAL_FLAG_COMPILE_ONLY
+_WRITE_STRIPPED = (1 << 0) | (1 << 4)  # JS_WRITE_OBJ_BYTECODE | JS_WRITE_OBJ_STRIP_SOURCE
+_READ_BYTECODE = 1 << 0  # JS_READ_OBJ_BYTECODE
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,7 @@ class Template:
     rt: int
     ctx: int
     finish: int  # JSValue of the prelude's finish()
+    caps: int  # address of the prelude's Int32Array [lines, units, result, state]
     global_obj: int  # JSValue of globalThis
     source: int  # scratch buffer for the wrapped code: only the host writes it, so a reset
     source_capacity: int  # copies back just the bytes the last run wrote, not all of it
@@ -86,6 +92,33 @@ def arm_stack(guest: Guest, template: Template) -> None:
     guest.set_global(_stackguard.EXPORT_OVERFLOW, 0)
 
 
+def _load_prelude(guest: Guest, ctx: int, lenp: int) -> tuple[int, int]:
+    """Evaluate the prelude compiled without its source text; return ``finish`` and ``caps``."""
+    source = PRELUDE.encode() + b"\0"
+    src = guest.alloc(source)
+    name = guest.alloc(FILENAME.encode() + b"\0")
+    compiled = guest.eval(ctx, src, len(source) - 1, name, _COMPILE_ONLY)
+    guest.free(src)
+    guest.free(name)
+    if tag(compiled) != TAG_EXCEPTION:
+        blob = guest.write_object(ctx, lenp, compiled, _WRITE_STRIPPED) & 0xFFFFFFFF
+        guest.free_value(ctx, compiled)
+        if not blob:
+            raise RuntimeError("prelude: JS_WriteObject failed")
+        size = _u32(guest.read(lenp, 4), 0)
+        function = guest.read_object(ctx, blob, size, _READ_BYTECODE)
+        guest.js_free(ctx, blob)
+        handles = guest.eval_function(ctx, function) if tag(function) != TAG_EXCEPTION else function
+        if tag(handles) != TAG_EXCEPTION:
+            finish = guest.get_index(ctx, handles, 0)
+            caps = guest.array_buffer(ctx, lenp, guest.get_index(ctx, handles, 1)) & 0xFFFFFFFF
+            if tag(finish) == TAG_OBJECT and caps and _u32(guest.read(lenp, 4), 0) == 4 * CAP_SLOTS:
+                return finish, caps
+            raise RuntimeError("prelude: unexpected handles")
+    error = guest.string(ctx, guest.get_exception(ctx), lenp)
+    raise RuntimeError(f"prelude failed: {error}")
+
+
 def build(compiled: Compiled, fast: bool) -> tuple[Template, Guest]:
     """Build the template; also return the guest it was built in (its memory equals the image)."""
     guest = Guest(compiled, fast)
@@ -96,17 +129,13 @@ def build(compiled: Compiled, fast: bool) -> tuple[Template, Guest]:
         raise RuntimeError("QuickJS runtime or context creation failed")
     filename = guest.alloc(b"<code>\0")
     lenp = guest.alloc(bytes(8))
-    source = PRELUDE.encode() + b"\0"
-    src = guest.alloc(source)
-    finish = guest.eval(ctx, src, len(source) - 1, guest.alloc(b"<prelude>\0"), 0)
-    if tag(finish) == TAG_EXCEPTION:
-        error = guest.string(ctx, guest.get_exception(ctx), lenp)
-        raise RuntimeError(f"prelude failed: {error}")
+    finish, caps = _load_prelude(guest, ctx, lenp)
     template = Template(
         image=b"",
         rt=rt,
         ctx=ctx,
         finish=finish,
+        caps=caps,
         global_obj=guest.global_object(ctx),
         source=guest.alloc(bytes(SOURCE_CAPACITY)),
         source_capacity=SOURCE_CAPACITY,
