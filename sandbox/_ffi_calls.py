@@ -141,11 +141,18 @@ class _Raw:
     """The C API functions of the fast path, as prototypes taking integer addresses."""
 
     def __init__(self, dll: Any) -> None:
-        def proto(name: str, restype: Any, *argtypes: Any) -> Any:
-            return ctypes.CFUNCTYPE(restype, *argtypes)((name, dll))
+        # Only the wasm call (which may run user code for seconds) releases the GIL. The
+        # store and memory accessors take microseconds and keep it: under load every GIL
+        # release lets the event-loop thread take the GIL, and getting it back can wait
+        # for a whole switch interval.
+        def proto(name: str, restype: Any, *argtypes: Any, release_gil: bool = False) -> Any:
+            kind = ctypes.CFUNCTYPE if release_gil else ctypes.PYFUNCTYPE
+            return kind(restype, *argtypes)((name, dll))
 
         p = c_void_p
-        self.call = proto("wasmtime_func_call_unchecked", p, p, p, p, c_size_t, p)
+        self.call = proto(
+            "wasmtime_func_call_unchecked", p, p, p, p, c_size_t, p, release_gil=True
+        )
         self.set_fuel = proto("wasmtime_context_set_fuel", p, p, c_uint64)
         self.get_fuel = proto("wasmtime_context_get_fuel", p, p, p)
         self.set_deadline = proto("wasmtime_context_set_epoch_deadline", None, p, c_uint64)

@@ -63,7 +63,11 @@ _SIMPLE = {  # finish()'s answer for these JSValue tags, by the low bit of the v
 _RED_ZONE = 128
 _OK_PLAIN_LEN = len(OK_PLAIN)
 _LOW = _stackguard.EXPORT_LOW
-_memmove = ctypes.memmove
+# libc memmove bound through PyDLL: copies with the GIL held (ctypes.memmove releases and
+# re-takes it, which under load costs far more than the copy itself).
+_memmove = ctypes.PyDLL(None).memmove
+_memmove.restype = ctypes.c_void_p
+_memmove.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 _string_at = ctypes.string_at
 _perf_ns = time.perf_counter_ns
 _cpu_ns = time.thread_time_ns
