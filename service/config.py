@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     client_share: float = Field(0.5, gt=0, le=1)
     tick_ms: int = Field(10, ge=1, le=1000)
     fuel_headroom: float = Field(2.0, ge=1.0)
+    inline_fuel: int = Field(5_000_000, ge=0)
 
     idempotency_ttl_s: int = Field(86400, ge=60)
     retention_days: int = Field(40, ge=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -187,12 +187,37 @@ class ExecutionService:
             execution_id = uuid.uuid4().hex
 
         await self._admit(client_id, plan)
-        limits = self._limits(request)
-        result = await self._admission.run(
-            client_id, lambda: self._sandbox.run(request.code, context_json, limits)
-        )
+        result = await self._run(client_id, request.code, context_json, self._limits(request))
         return await self._settle(
             client_id, plan, execution_id, body_hash, result, replayable=execution_id_given
+        )
+
+    async def _run(self, client_id: str, code: str, context_json: str, limits: Limits) -> Result:
+        """Run the code: first inline with a small fuel slice, then, if the slice was not
+        enough, again from scratch in a sandbox thread with the full limits.
+
+        The event loop is therefore blocked by wasm for at most ``inline_fuel`` (about
+        0.4 ms by default); everything longer runs in the bounded thread pool. The second
+        run gets the first run's ``Math.random`` seed, and runs are deterministic, so the
+        client sees (and is billed for) exactly what one run in a thread would have given;
+        the discarded slice is not billed. ``CODEXEC_INLINE_FUEL=0`` sends every run to a
+        thread."""
+        slice_fuel = self._settings.inline_fuel
+        if slice_fuel <= 0:
+            return await self._admission.run(
+                client_id, lambda: self._sandbox.run(code, context_json, limits)
+            )
+        first = self._sandbox.run(
+            code, context_json, replace(limits, fuel=min(limits.fuel, slice_fuel))
+        )
+        error = first.error
+        if error is None or error.type != "FuelExhaustedError" or limits.fuel <= slice_fuel:
+            self._metrics.inline_runs.labels("done").inc()
+            return first
+        self._metrics.inline_runs.labels("moved").inc()
+        seed = first.random_seed
+        return await self._admission.run(
+            client_id, lambda: self._sandbox.run(code, context_json, limits, random_seed=seed)
         )
 
     async def _admit(self, client_id: str, plan: Plan) -> None:

@@ -102,6 +102,13 @@ class Metrics:
             "Sandbox instances discarded and rebuilt (after a trap or memory growth).",
             registry=r,
         )
+        self.inline_runs = Counter(
+            "codexec_inline_runs_total",
+            "Runs started inline on the event loop with a small fuel slice: done there, or "
+            "moved to a sandbox thread because they needed more.",
+            ["result"],
+            registry=r,
+        )
         self.admission_rejections = Counter(
             "codexec_admission_rejections_total",
             "Requests refused with 503 because every slot and queue place was taken.",

@@ -333,3 +333,38 @@ def test_only_client_chosen_ids_keep_their_response(live: LiveServer, client_id:
     assert claim.partition(b"\n")[2] == b""  # claimed (bills once on replay), nothing stored
     assert kept is not None
     assert b'"result":30' in kept.partition(b"\n")[2]
+
+
+def test_runs_longer_than_the_inline_slice_move_to_a_thread_unchanged(
+    live: LiveServer, client_id: str
+) -> None:
+    """A run that needs more than the inline fuel slice is re-run in a sandbox thread: the
+    client gets exactly one run's answer and fuel (what a plain run of the code consumes)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sandbox import Limits, Sandbox
+
+    code = "let s = 0; for (let i = 0; i < 300000; i++) s += i; console.log('x'); return s;"
+    token = live.new_key(client_id)
+
+    def moved() -> float:
+        with live.client() as http:
+            text = http.get("/metrics").text
+        return sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            if f.name == "codexec_inline_runs"
+            for s in f.samples
+            if s.name.endswith("_total") and s.labels["result"] == "moved"
+        )
+
+    before = moved()
+    with live.client(token) as http:
+        body = http.post("/execute", json={"code": code}).json()
+    assert moved() == before + 1
+    assert body["result"] == 44999850000
+    assert body["output"] == ["x"]
+    with Sandbox(live.settings.cache_dir) as sandbox:
+        direct = sandbox.run(code, "{}", Limits())
+    assert direct.fuel > live.settings.inline_fuel
+    assert body["metrics"]["fuel"] == direct.fuel
