@@ -150,9 +150,7 @@ class _Raw:
             return kind(restype, *argtypes)((name, dll))
 
         p = c_void_p
-        self.call = proto(
-            "wasmtime_func_call_unchecked", p, p, p, p, c_size_t, p, release_gil=True
-        )
+        self.call = proto("wasmtime_func_call_unchecked", p, p, p, p, c_size_t, p, release_gil=True)
         self.set_fuel = proto("wasmtime_context_set_fuel", p, p, c_uint64)
         self.get_fuel = proto("wasmtime_context_get_fuel", p, p, p)
         self.set_deadline = proto("wasmtime_context_set_epoch_deadline", None, p, c_uint64)
