@@ -11,10 +11,13 @@ SUITES = ("sandbox", "billing", "http")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suites", nargs="*", choices=SUITES, default=list(SUITES))
+    parser.add_argument("suites", nargs="*", metavar="SUITE", help="one of: " + ", ".join(SUITES))
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     args = parser.parse_args(argv)
     for name in args.suites:
+        if name not in SUITES:
+            parser.error(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
+    for name in args.suites or SUITES:
         module = importlib.import_module(f"bench.{name}_bench")
         print(f"\n=== {name} ===", flush=True)
         module.run(quick=args.quick)
