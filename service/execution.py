@@ -163,9 +163,9 @@ class ExecutionService:
             raise BadRequest(
                 f"context is over {self._settings.max_context_bytes} bytes", field="context"
             )
-        body_hash = request_hash(client_id, request)
-
         execution_id_given = execution_id is not None
+        # Only a client-chosen ID can come back; a generated one needs no body identity.
+        body_hash = request_hash(client_id, request) if execution_id_given else "-"
         if execution_id is not None:
             try:
                 stored = await self._usage.lookup(client_id, execution_id)
