@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -55,6 +55,7 @@ __all__ = [
     "UnsupportedMediaType",
     "error_response",
     "install_error_handlers",
+    "validation_error",
 ]
 
 log = logging.getLogger("codexec.errors")
@@ -205,13 +206,15 @@ def error_response(err: ServiceError) -> Response:
     )
 
 
-def _validation_field(errors: list[Any]) -> tuple[str | None, str]:
+def validation_error(errors: Sequence[Any]) -> BadRequest:
+    """A 400 naming the first offending field of pydantic/FastAPI validation errors."""
     if not errors:
-        return None, "invalid request"
+        return BadRequest("invalid request")
     first = errors[0]
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "header", "path")]
     field = ".".join(loc) or None
-    return field, f"{field or 'request'}: {first.get('msg', 'invalid value')}"
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return BadRequest(f"{field or 'request'}: {message}", field=field or "body")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -226,8 +229,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        field, message = _validation_field(list(exc.errors()))
-        return error_response(BadRequest(message, field=field))
+        return error_response(validation_error(exc.errors()))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

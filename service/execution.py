@@ -28,7 +28,7 @@ from sandbox import Limits, Result, Sandbox
 from service.admission import Admission
 from service.auth import Caller
 from service.config import Settings
-from service.errors import BadRequest, Conflict
+from service.errors import BadRequest, Conflict, validation_error
 from service.metrics import Metrics
 from service.schemas import EXECUTION_ID_RE, ExecuteRequest, render_execution
 
@@ -50,16 +50,6 @@ class Executed:
     cpu_ms: float = 0.0
     wall_ms: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def validation_error(exc: ValidationError) -> BadRequest:
-    """A 400 naming the first offending field of a pydantic error."""
-    first = exc.errors()[0]
-    field_name = ".".join(str(p) for p in first.get("loc", ())) or "body"
-    message = first.get("msg", "invalid value")
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    return BadRequest(f"{field_name}: {message}", field=field_name)
 
 
 def request_hash(client_id: str, request: ExecuteRequest) -> str:
@@ -113,7 +103,7 @@ class ExecutionService:
         try:
             request = ExecuteRequest.model_validate(body)
         except ValidationError as exc:
-            raise validation_error(exc) from None
+            raise validation_error(exc.errors()) from None
         client_id = caller.billed_client(request.clientId)
         plan = self._plans.get(caller.plan)
         s = self._settings
