@@ -236,28 +236,7 @@ class ExecutionService:
         so only then is the response kept for replay; a generated ID keeps just its claim
         (which makes a spool replay exactly-once)."""
         charge = price(plan, result.fuel, result.peak_memory)
-        error = (
-            None
-            if result.error is None
-            else {
-                "type": result.error.type,
-                "message": result.error.message,
-                "stack": result.error.stack,
-            }
-        )
-        response = render_execution(
-            execution_id=execution_id,
-            ok=result.ok,
-            result_json=result.result_json,
-            output=result.output,
-            error=error,
-            wall_ms=result.wall_ms,
-            cpu_ms=result.cpu_ms,
-            peak_memory=result.peak_memory,
-            fuel=result.fuel,
-            compute_units=charge.compute_units,
-            cost=charge.cost,
-        )
+        response = render_execution(execution_id, result, charge)
         record = UsageRecord(
             client_id=client_id,
             execution_id=execution_id,

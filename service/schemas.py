@@ -10,6 +10,9 @@ import orjson
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from billing.pricing import Charge
+from sandbox import Result
+
 __all__ = [
     "CLIENT_ID_PATTERN",
     "EXECUTION_ID_PATTERN",
@@ -123,35 +126,25 @@ def _decimal_fragment(value: Decimal, places: int) -> orjson.Fragment:
     return orjson.Fragment(text)
 
 
-def render_execution(
-    *,
-    execution_id: str,
-    ok: bool,
-    result_json: str,
-    output: tuple[str, ...] | list[str],
-    error: dict[str, str] | None,
-    wall_ms: float,
-    cpu_ms: float,
-    peak_memory: int,
-    fuel: int,
-    compute_units: Decimal,
-    cost: Decimal,
-) -> bytes:
-    """The 200 body of the contract; ``cost`` is shown exact to 10 decimal places."""
+def render_execution(execution_id: str, result: Result, charge: Charge) -> bytes:
+    """The 200 body of the contract for a run and its price; ``cost`` exact to 10 places."""
+    error = result.error
     return orjson.dumps(
         {
-            "success": ok,
+            "success": result.ok,
             "executionId": execution_id,
-            "result": orjson.Fragment(result_json),
-            "output": list(output),
-            "error": error,
+            "result": orjson.Fragment(result.result_json),
+            "output": list(result.output),
+            "error": None
+            if error is None
+            else {"type": error.type, "message": error.message, "stack": error.stack},
             "metrics": {
-                "executionTime": round(wall_ms, 3),
-                "cpuTime": round(cpu_ms, 3),
-                "memoryUsage": peak_memory,
-                "fuel": fuel,
-                "computeUnits": _decimal_fragment(compute_units, 6),
-                "cost": _decimal_fragment(cost, 10),
+                "executionTime": round(result.wall_ms, 3),
+                "cpuTime": round(result.cpu_ms, 3),
+                "memoryUsage": result.peak_memory,
+                "fuel": result.fuel,
+                "computeUnits": _decimal_fragment(charge.compute_units, 6),
+                "cost": _decimal_fragment(charge.cost, 10),
             },
         }
     )

@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from billing.pricing import Charge
+from sandbox import ExecError, Result
 from service.auth import bearer_token
 from service.body import json_depth_exceeds
 from service.config import Settings
@@ -96,27 +98,40 @@ def test_request_defaults_and_language_rules() -> None:
         ExecuteRequest.model_validate({"code": "x", "timeout": True})
 
 
+def run_result(**changes: object) -> Result:
+    base: dict[str, object] = {
+        "ok": True,
+        "result_json": '{"a":1}',
+        "output": ("x",),
+        "error": None,
+        "fuel": 73511,
+        "cpu_ms": 0.3,
+        "wall_ms": 0.41234,
+        "peak_memory": 262144,
+        "random_seed": 1,
+        "rebuilt": False,
+    }
+    base.update(changes)
+    return Result(**base)  # type: ignore[arg-type]
+
+
 def test_render_execution_keeps_cost_exact() -> None:
-    body = orjson.loads(
-        render_execution(
-            execution_id="e1",
-            ok=True,
-            result_json='{"a":1}',
-            output=["x"],
-            error=None,
-            wall_ms=0.41234,
-            cpu_ms=0.3,
-            peak_memory=262144,
-            fuel=73511,
-            compute_units=Decimal("0.0250049"),
-            cost=Decimal("0.00000210000000004"),
-        )
-    )
+    charge = Charge(Decimal("0.33"), Decimal("0.0250049"), Decimal("0.00000210000000004"))
+    body = orjson.loads(render_execution("e1", run_result(), charge))
     assert body["result"] == {"a": 1}
+    assert body["output"] == ["x"]
+    assert body["error"] is None
     assert body["metrics"]["cost"] == pytest.approx(0.0000021)
     assert body["metrics"]["executionTime"] == 0.412
-    raw = render_execution(
-        execution_id="e1", ok=True, result_json="null", output=[], error=None, wall_ms=1,
-        cpu_ms=1, peak_memory=1, fuel=1, compute_units=Decimal(0), cost=Decimal("0.0000021"),
-    )  # fmt: skip
-    assert b'"cost":0.0000021' in raw
+    exact = Charge(Decimal(0), Decimal(0), Decimal("0.0000021"))
+    assert b'"cost":0.0000021' in render_execution("e1", run_result(), exact)
+
+
+def test_render_execution_error_shape() -> None:
+    failed = run_result(
+        ok=False, result_json="null", error=ExecError("TypeError", "x is null", "at <code>:1")
+    )
+    body = orjson.loads(render_execution("e2", failed, Charge(Decimal(0), Decimal(0), Decimal(0))))
+    assert body["success"] is False
+    assert body["result"] is None
+    assert body["error"] == {"type": "TypeError", "message": "x is null", "stack": "at <code>:1"}
