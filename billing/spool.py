@@ -57,7 +57,7 @@ class Spool:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             while True:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                     try:
@@ -66,10 +66,21 @@ class Spool:
                         current = -1
                     if current != os.fstat(fd).st_ino:
                         continue  # renamed away for replay since we opened it
-                    view = memoryview(line)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    os.fsync(fd)
+                    start = os.fstat(fd).st_size
+                    data = line
+                    if start and os.pread(fd, 1, start - 1) != b"\n":
+                        data = b"\n" + line  # a torn tail (crash mid-write): new line
+                    try:
+                        view = memoryview(data)
+                        while view:
+                            view = view[os.write(fd, view) :]
+                        os.fsync(fd)
+                    except OSError:
+                        # Disk full half-way: take the fragment back, or the next append
+                        # would be glued to it and skipped at replay (usage lost).
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(fd, start)
+                        raise
                     return
                 finally:
                     os.close(fd)  # also releases the lock

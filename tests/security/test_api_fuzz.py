@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,9 @@ from tests.integration.conftest import (
     start_server,
     stop_server,
 )
+
+# `make test`: 40 cases per operation; `make fuzz` raises it.
+EXAMPLES = int(os.environ.get("CODEXEC_SCHEMATHESIS_EXAMPLES", "40"))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,7 @@ def test_no_server_errors(fuzz_server: LiveServer, client_token: str) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=40,
+            max_examples=EXAMPLES,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,

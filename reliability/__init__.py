@@ -1,0 +1,1 @@
+"""Reliability evidence: ``make soak`` (reliability.soak) and ``make chaos`` (reliability.chaos)."""
