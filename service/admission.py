@@ -1,6 +1,9 @@
 """Bounded admission to the sandbox threads: answer at once rather than queue forever.
 
-A request is admitted while fewer than ``slots + queue`` are in flight in this process and
+At most ``max_requests`` executions are in progress in a process at once (runs that finish
+inline on the event loop included); beyond that a request is refused with 503 at once, so
+overload never turns into a growing queue in front of the event loop. A run that needs a
+thread is admitted while fewer than ``slots + queue`` are in flight in this process and
 its client holds less than its share of them; it then waits for one of ``slots`` worker
 threads. Everything else is refused immediately (503 overall, 429 for a client over its
 share), so a burst never turns into unbounded latency. The threads are a plain
@@ -13,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 from service.errors import RateLimited, Unavailable
@@ -29,9 +33,17 @@ class Admission:
     """Admission control in front of a bounded pool of sandbox threads."""
 
     def __init__(
-        self, slots: int, queue: int, metrics: Metrics, *, client_share: float = 0.5
+        self,
+        slots: int,
+        queue: int,
+        metrics: Metrics,
+        *,
+        client_share: float = 0.5,
+        max_requests: int = 256,
     ) -> None:
         self.slots = slots
+        self.max_requests = max_requests
+        self._requests = 0
         self.capacity = slots + queue
         self._pool = ThreadPoolExecutor(slots, thread_name_prefix="sandbox")
         self._metrics = metrics
@@ -43,6 +55,18 @@ class Admission:
     def in_flight(self) -> int:
         """Requests admitted and not yet finished (running or waiting)."""
         return self._in_flight
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """Hold one of the process's execution places for a request, or refuse it (503)."""
+        if self._requests >= self.max_requests:
+            self._metrics.admission_rejections.inc()
+            raise Unavailable("too many executions in progress; retry shortly")
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
 
     def _admit(self, client_id: str) -> None:
         if self._in_flight >= self.capacity:

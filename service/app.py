@@ -67,6 +67,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
             settings.admission_queue,
             metrics,
             client_share=settings.client_share,
+            max_requests=settings.max_in_flight,
         ),
         usage=usage_store,
         gate=Gate(redis),

@@ -176,11 +176,12 @@ class ExecutionService:
         else:
             execution_id = uuid.uuid4().hex
 
-        await self._admit(client_id, plan)
-        result = await self._run(client_id, request.code, context_json, self._limits(request))
-        return await self._settle(
-            client_id, plan, execution_id, body_hash, result, replayable=execution_id_given
-        )
+        with self._admission.request():
+            await self._admit(client_id, plan)
+            result = await self._run(client_id, request.code, context_json, self._limits(request))
+            return await self._settle(
+                client_id, plan, execution_id, body_hash, result, replayable=execution_id_given
+            )
 
     async def _run(self, client_id: str, code: str, context_json: str, limits: Limits) -> Result:
         """Run the code: first inline with a small fuel slice, then, if the slice was not

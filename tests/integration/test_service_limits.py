@@ -175,3 +175,44 @@ def test_unknown_route_is_json_404(limited: LiveServer) -> None:
     r = httpx.get(limited.url + "/nope")
     assert r.status_code == 404
     assert r.json()["success"] is False
+
+
+def test_executions_beyond_the_in_flight_bound_are_refused_at_once(
+    redis_server: str, module_cache: Path, tmp_path: Path, client_id: str
+) -> None:
+    """Even runs that would finish inline are refused (503) while the process already has
+    ``max_in_flight`` executions in progress, instead of queueing in front of the loop."""
+    server = start_server(
+        make_settings(
+            redis_server, tmp_path / "var", module_cache_dir=module_cache, max_in_flight=1
+        )
+    )
+    try:
+        token = server.new_key(client_id, plan="enterprise")
+        started = threading.Event()
+
+        def hog() -> None:
+            with server.client(token) as http:
+                started.set()
+                r = http.post("/execute", json={"code": "while (true) {}", "timeout": 1500})
+                assert r.json()["error"]["type"] == "TimeoutError"
+
+        thread = threading.Thread(target=hog)
+        thread.start()
+        started.wait()
+        refused = None
+        with server.client(token) as http:
+            for _ in range(100):
+                r = http.post("/execute", json={"code": "return 1"})
+                if r.status_code == 503:
+                    refused = r
+                    break
+                threading.Event().wait(0.01)
+        thread.join()
+        assert refused is not None
+        assert refused.json()["error"]["type"] == "Overloaded"
+        assert refused.elapsed.total_seconds() < 1.0
+        with server.client(token) as http:  # capacity is back once the hog is done
+            assert http.post("/execute", json={"code": "return 1"}).status_code == 200
+    finally:
+        stop_server(server)
