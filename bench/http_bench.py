@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import redis.asyncio as aioredis
 
 from billing.apikeys import ApiKeys
-from billing.embedded import EmbeddedRedis, free_port
+from billing.embedded import EmbeddedRedis
+from reliability.launch import launch
 
 EXAMPLE = '{"code": "const x = 10; const y = 20; return x + y;", "language": "javascript"}'
 CONNECTIONS = 16
@@ -93,38 +89,6 @@ async def _make_key(url: str) -> str:
         await client.aclose()
 
 
-def _serve(
-    workers: int, redis_url: str, var: Path, plans: Path, port: int
-) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEXEC_", "PROMETHEUS_"))}
-    env.update(
-        CODEXEC_REDIS_URL=redis_url,
-        CODEXEC_VAR_DIR=str(var),
-        CODEXEC_PORT=str(port),
-        CODEXEC_WORKERS=str(workers),
-        CODEXEC_PLANS_FILE=str(plans),
-        CODEXEC_BENCH_ENDPOINTS="true",
-        CODEXEC_MAINTENANCE_CRON="off",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise RuntimeError("codexec serve did not become ready")
-
-
 def run(quick: bool = False) -> None:
     """Run the HTTP benchmark and print its table."""
     if shutil.which("wrk") is None:
@@ -146,16 +110,22 @@ def run(quick: bool = False) -> None:
                 f'wrk.headers["Authorization"] = "Bearer {token}"\n'
             )
             for workers in (1, 2):
-                port = free_port()
-                proc = _serve(workers, redis_server.url, root / f"var{workers}", plans, port)
+                service = launch(
+                    {
+                        "REDIS_URL": redis_server.url,
+                        "PLANS_FILE": str(plans),
+                        "BENCH_ENDPOINTS": "true",
+                    },
+                    root / f"var{workers}",
+                    workers=workers,
+                )
                 try:
                     for path in ("/v1/noop", "/execute"):
-                        url = f"http://127.0.0.1:{port}{path}"
+                        url = service.url + path
                         wrk(url, script, warmup)
                         rows.append((workers, path, wrk(url, script, seconds)))
                 finally:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(30)
+                    service.stop()
     print(f"wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency (after {warmup}s warm-up), 127.0.0.1")
     header = ("workers", "endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs no-op")
     print("{:>7} {:<10} {:>9} {:>8} {:>8} {:>8} {:>9}".format(*header))

@@ -40,7 +40,6 @@ import redis as syncredis
 
 from billing.embedded import EmbeddedRedis
 from reliability.common import (
-    Service,
     cpu_ticks,
     create_keys,
     machine,
@@ -48,6 +47,7 @@ from reliability.common import (
     usage_totals,
     wait_spool_empty,
 )
+from reliability.launch import Service
 
 CODE = "return [%d, Math.random()];"
 BIG = "return 'x'.repeat(6000) + %d;"  # a spool line over one 4 KiB tmpfs page

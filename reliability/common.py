@@ -10,11 +10,7 @@ import asyncio
 import json
 import os
 import platform
-import signal
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,9 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from billing import keys
 from billing.apikeys import ApiKeys
 from billing.client import connect
-from billing.embedded import free_port
 from billing.spool import Spool
 from billing.usage import UsageStore
+from reliability.launch import Service, launch
 
 ADMIN_KEY = "admin-" + "r" * 32
 # Generous limits: the runs measure the service, not a plan's rate limit.
@@ -46,58 +42,6 @@ PLANS = {
         }
     },
 }
-
-
-@dataclass
-class Service:
-    """One ``python -m service serve`` process group."""
-
-    proc: subprocess.Popen[bytes]
-    url: str
-    var_dir: Path
-    log: Path
-
-    def worker_pids(self) -> list[int]:
-        """PIDs of the uvicorn worker processes (children running ``spawn_main``), or the
-        server process itself with one worker."""
-        found = []
-        for pid in children(self.proc.pid):
-            cmd = cmdline(pid)
-            if "spawn_main" in cmd and "resource_tracker" not in cmd:
-                found.append(pid)
-        return sorted(found) or [self.proc.pid]
-
-    def spool_depth(self) -> int:
-        """Spooled records of every process (live or dead) under this service's var dir."""
-        return Spool(self.var_dir / "spool").depth(all_processes=True)
-
-    def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL after 30 s."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (from /proc/<pid>/task/*/children)."""
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(x) for x in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def rss_mib(pid: int) -> float:
@@ -146,50 +90,18 @@ def start_service(
     extra_env: dict[str, str] | None = None,
     timeout: float = 60,
 ) -> Service:
-    """``python -m service serve`` on a free port; returns once /readyz is 200."""
+    """``python -m service serve`` with the runs' plans and admin key; ready on return."""
     var_dir.mkdir(parents=True, exist_ok=True)
     plans = var_dir / "plans.json"
     plans.write_text(json.dumps(PLANS))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEXEC_", "PROMETHEUS_"))}
-    env.update(
-        CODEXEC_REDIS_URL=redis_url,
-        CODEXEC_PORT=str(port),
-        CODEXEC_VAR_DIR=str(var_dir),
-        CODEXEC_WORKERS=str(workers),
-        CODEXEC_PLANS_FILE=str(plans),
-        CODEXEC_MAINTENANCE_CRON="off",
-        CODEXEC_ADMIN_KEY=ADMIN_KEY,
-        CODEXEC_LOG_LEVEL="WARNING",
-    )
-    env.update(extra_env or {})
-    log = var_dir / "serve.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    service = Service(proc, f"http://127.0.0.1:{port}", var_dir, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"codexec serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(service.url + "/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    else:
-        service.stop()
-        raise RuntimeError(f"codexec serve not ready in {timeout}s:\n{log.read_text()[-3000:]}")
-    # all workers up: uvicorn starts them together; wait until each exists
-    while time.monotonic() < deadline and workers > 1 and len(service.worker_pids()) < workers:
-        time.sleep(0.1)
-    return service
+    settings = {
+        "REDIS_URL": redis_url,
+        "PLANS_FILE": str(plans),
+        "ADMIN_KEY": ADMIN_KEY,
+        "LOG_LEVEL": "WARNING",
+    }
+    settings.update({k.removeprefix("CODEXEC_"): v for k, v in (extra_env or {}).items()})
+    return launch(settings, var_dir, workers=workers, timeout=timeout)
 
 
 def create_keys(redis_url: str, clients: list[str]) -> dict[str, str]:

@@ -29,7 +29,6 @@ import httpx
 
 from billing.embedded import EmbeddedRedis
 from reliability.common import (
-    Service,
     create_keys,
     machine,
     metric_sum,
@@ -38,6 +37,7 @@ from reliability.common import (
     start_service,
     usage_totals,
 )
+from reliability.launch import Service
 
 CLIENTS = ["soak-a", "soak-b"]
 MIB = 1024 * 1024

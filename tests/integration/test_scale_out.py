@@ -10,15 +10,9 @@ execution exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,9 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from billing import keys
 from billing.apikeys import ApiKeys
 from billing.client import connect
-from billing.embedded import EmbeddedCluster, EmbeddedRedis, free_port
+from billing.embedded import EmbeddedCluster, EmbeddedRedis
 from billing.spool import Spool
 from billing.usage import UsageStore
+from reliability.launch import Service, launch
 
 pytestmark = pytest.mark.slow
 
@@ -41,63 +36,19 @@ CLIENTS = ("scale-a", "scale-b", "scale-c")  # different hash slots: spread over
 CODE = "return [%d, Math.random()];"
 
 
-@dataclass
-class Replica:
-    """One ``codexec serve`` process."""
-
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-
-def start_replica(redis_url: str, cluster: bool, var_dir: Path, module_cache: Path) -> Replica:
-    """``python -m service serve`` on a free port against ``redis_url``; waits for /readyz."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEXEC_", "PROMETHEUS_"))}
-    env.update(
-        CODEXEC_REDIS_URL=redis_url,
-        CODEXEC_REDIS_CLUSTER="true" if cluster else "false",
-        CODEXEC_PORT=str(port),
-        CODEXEC_VAR_DIR=str(var_dir),
-        CODEXEC_MODULE_CACHE_DIR=str(module_cache),
-        CODEXEC_MAINTENANCE_CRON="off",
-        CODEXEC_ADMIN_KEY=ADMIN_KEY,
-        CODEXEC_SANDBOX_THREADS="2",
-    )
-    var_dir.mkdir(parents=True, exist_ok=True)
-    log = var_dir / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    replica = Replica(proc, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 45
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"codexec serve exited during start-up:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(replica.url + "/readyz", timeout=2).status_code == 200:
-                return replica
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_replica(replica)
-    pytest.fail(f"codexec serve was not ready in 45 s:\n{log.read_text()[-3000:]}")
-
-
-def stop_replica(replica: Replica) -> None:
-    """SIGTERM the process group and reap it."""
-    if replica.proc.poll() is None:
-        os.killpg(replica.proc.pid, signal.SIGTERM)
-        try:
-            replica.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(replica.proc.pid, signal.SIGKILL)
-            replica.proc.wait()
+def start_replica(redis_url: str, cluster: bool, var_dir: Path, module_cache: Path) -> Service:
+    """One ``codexec serve`` process on its own port, sharing ``redis_url``."""
+    settings = {
+        "REDIS_URL": redis_url,
+        "REDIS_CLUSTER": "true" if cluster else "false",
+        "MODULE_CACHE_DIR": str(module_cache),
+        "ADMIN_KEY": ADMIN_KEY,
+        "SANDBOX_THREADS": "2",
+    }
+    try:
+        return launch(settings, var_dir, timeout=45)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +99,7 @@ def _replays(url: str) -> float:
     )
 
 
-def run_load(replicas: list[Replica], tokens: dict[str, str]) -> dict[str, int]:
+def run_load(replicas: list[Service], tokens: dict[str, str]) -> dict[str, int]:
     """~320 requests from 4 threads; returns the distinct answered executions per client."""
     clients = {
         (r.url, c): httpx.Client(
@@ -211,7 +162,7 @@ def test_two_replicas_bill_each_execution_once(
     cluster = backend == "cluster"
     url = request.getfixturevalue("redis_cluster" if cluster else "single_redis")
     tokens = asyncio.run(_create_keys(url, cluster))
-    replicas: list[Replica] = []
+    replicas: list[Service] = []
     try:
         for i in range(2):
             replicas.append(start_replica(url, cluster, tmp_path / f"var{i}", module_cache))
@@ -224,4 +175,4 @@ def test_two_replicas_bill_each_execution_once(
             assert httpx.get(r.url + "/readyz").json()["checks"]["spool_depth"] == 0
     finally:
         for r in replicas:
-            stop_replica(r)
+            r.stop()
