@@ -21,6 +21,7 @@ from billing.embedded import EmbeddedRedis
 from billing.plans import Plans
 from service.config import Settings
 from service.logs import configure_logging
+from service.workers import run_workers
 
 __all__ = ["main"]
 
@@ -107,6 +108,11 @@ def _serve(args: argparse.Namespace) -> int:
                 f"-H 'Authorization: Bearer {token}' -d '{CONTRACT_EXAMPLE}'\n",
                 flush=True,
             )
+        if settings.workers > 1:
+            run_workers(
+                settings.workers, settings.host, settings.port, log_level=settings.log_level
+            )
+            return 0
         import uvicorn
 
         # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turning that into
@@ -117,7 +123,6 @@ def _serve(args: argparse.Namespace) -> int:
             factory=True,
             host=settings.host,
             port=settings.port,
-            workers=settings.workers,
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=30,

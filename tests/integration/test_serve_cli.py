@@ -20,6 +20,24 @@ from billing.embedded import free_port
 EXAMPLE = {"code": "const x = 10; const y = 20; return x + y;", "language": "javascript"}
 
 
+def worker_pids(parent: int) -> list[int]:
+    """The worker processes of a ``codexec serve`` (multiprocessing spawn children)."""
+    workers = []
+    for task in Path(f"/proc/{parent}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread is gone
+            continue
+        for pid in children:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # the process is gone
+                continue
+            if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+                workers.append(int(pid))
+    return sorted(workers)
+
+
 def redis_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), 0.3) as s:
@@ -85,6 +103,20 @@ def test_serve_dev_with_embedded_redis(tmp_path: Path, module_cache: Path, worke
         )
         assert ok == 8  # with 2 workers: summed over both workers' multiprocess files
         assert redis_answers(redis_port)
+        if workers > 1:  # a worker that dies is replaced, and the service keeps answering
+            before = worker_pids(proc.pid)
+            assert len(before) == workers
+            os.kill(before[0], signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                now = worker_pids(proc.pid)
+                if len(now) == workers and before[0] not in now:
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail(f"worker {before[0]} was not replaced")
+            with httpx.Client(base_url=base, headers=headers) as http:
+                assert http.post("/execute", json=EXAMPLE).json()["result"] == 30
     finally:
         os.kill(proc.pid, signal.SIGTERM)  # what `kill` or Ctrl-C on `make run` sends
         proc.wait(30)
