@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     sandbox_threads: int = Field(4, ge=1, le=256)
     admission_queue: int = Field(64, ge=0)
     client_share: float = Field(0.5, gt=0, le=1)
-    max_in_flight: int = Field(128, ge=1)
+    max_in_flight: int = Field(32, ge=1)
     tick_ms: int = Field(10, ge=1, le=1000)
     fuel_headroom: float = Field(2.0, ge=1.0)
     inline_fuel: int = Field(5_000_000, ge=0)
