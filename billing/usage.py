@@ -229,15 +229,20 @@ class UsageStore:
             stored = _outcome(await self._record(command))
         except STORE_ERRORS as exc:
             log.warning("usage record spooled: %s", exc)
-            self.spool.append(
-                {
-                    "record": rec.to_json(),
-                    "body_hash": body_hash,
-                    "response": base64.b64encode(response).decode(),
-                }
-            )
-            return RecordOutcome(duplicate=False, spooled=True, stored=None)
+            return self.spool_record(rec, body_hash, response)
         return RecordOutcome(duplicate=stored is not None, spooled=False, stored=stored)
+
+    def spool_record(self, rec: UsageRecord, body_hash: str, response: bytes) -> RecordOutcome:
+        """Put a record in the spool (Redis failed or did not answer in time); the replay
+        bills it exactly once even if Redis did record it after all (the ID's claim)."""
+        self.spool.append(
+            {
+                "record": rec.to_json(),
+                "body_hash": body_hash,
+                "response": base64.b64encode(response).decode(),
+            }
+        )
+        return RecordOutcome(duplicate=False, spooled=True, stored=None)
 
     def _command(self, rec: UsageRecord, body_hash: str, response: bytes) -> Command:
         """``numkeys, *KEYS, *ARGV`` of ``lua/record.lua`` for one record."""

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     inline_fuel: int = Field(5_000_000, ge=0)
 
     idempotency_ttl_s: int = Field(86400, ge=60)
+    redis_budget_s: float = Field(1.0, gt=0)
     retention_days: int = Field(40, ge=1)
     maintenance_cron: str | None = "0 */6 * * *"
     spool_replay_interval_s: float = Field(5.0, gt=0)

@@ -8,6 +8,7 @@ idempotency look-ups, rate limits and quota reads fail open, counted in
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -158,8 +159,9 @@ class ExecutionService:
         body_hash = request_hash(client_id, request) if execution_id_given else "-"
         if execution_id is not None:
             try:
-                stored = await self._usage.lookup(client_id, execution_id)
-            except RedisError:
+                async with asyncio.timeout(self._settings.redis_budget_s):
+                    stored = await self._usage.lookup(client_id, execution_id)
+            except (RedisError, TimeoutError):
                 self._redis_failed("lookup")
                 stored = None
             if stored is not None:
@@ -213,7 +215,10 @@ class ExecutionService:
 
     async def _admit(self, client_id: str, plan: Plan) -> None:
         try:
-            await self._gate.admit(client_id, plan)
+            async with asyncio.timeout(self._settings.redis_budget_s):
+                await self._gate.admit(client_id, plan)
+        except TimeoutError:
+            self._redis_failed("admission")
         except RateLimitExceeded:
             self._metrics.rate_limited.inc()
             raise
@@ -250,7 +255,12 @@ class ExecutionService:
             error=not result.ok,
             charge=charge,
         )
-        outcome = await self._usage.record(record, body_hash, response if replayable else b"")
+        kept = response if replayable else b""
+        try:
+            async with asyncio.timeout(self._settings.redis_budget_s):
+                outcome = await self._usage.record(record, body_hash, kept)
+        except TimeoutError:  # Redis stalled: the spool keeps it (the claim dedups a late write)
+            outcome = self._usage.spool_record(record, body_hash, kept)
         if not outcome.duplicate:
             self._gate.charge(client_id, charge.cost)
         if outcome.spooled:

@@ -73,3 +73,49 @@ def test_redis_outage_loses_nothing_and_bills_once(tmp_path: Path, module_cache:
     finally:
         stop_server(live)
         redis_server.stop()
+
+
+@pytest.mark.slow
+def test_stalled_redis_costs_a_request_at_most_its_budget(
+    tmp_path: Path, module_cache: Path
+) -> None:
+    """CLIENT PAUSE stalls every Redis command: answers still come within the per-step
+    budget (look-up and admission fail open, the record is spooled) and each execution is
+    billed exactly once when Redis answers again, even if its record also landed late."""
+    import redis as syncredis
+
+    redis_server = EmbeddedRedis(tmp_path / "redis", persist=True).start()
+    live = start_server(
+        make_settings(
+            redis_server.url,
+            tmp_path / "var",
+            module_cache_dir=module_cache,
+            spool_replay_interval_s=0.2,
+            redis_budget_s=0.3,
+        )
+    )
+    admin = syncredis.Redis.from_url(redis_server.url)
+    try:
+        with live.client(LEGACY_KEY) as http:
+            body = {"code": EXAMPLE, "clientId": CLIENT}
+            assert http.post("/", json=body, headers={"X-Execution-ID": "warm"}).status_code == 200
+            admin.execute_command("CLIENT", "PAUSE", "2500", "ALL")
+            for i in range(3):
+                r = http.post("/", json=body, headers={"X-Execution-ID": f"stall-{i}"})
+                assert r.status_code == 200
+                assert r.elapsed.total_seconds() < 1.5  # three steps of 0.3 s at most, plus the run
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                ready = http.get("/readyz")
+                if ready.status_code == 200 and ready.json()["checks"]["spool_depth"] == 0:
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail("the spool was not replayed after the stall")
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        totals = UsageTotals.from_hash(admin.hgetall(keys.usage(CLIENT, day)))
+        assert totals.executions == 4
+    finally:
+        admin.close()
+        stop_server(live)
+        redis_server.stop()
