@@ -24,107 +24,20 @@ import base64
 import logging
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import UTC
 from typing import Any
 
 from billing import keys
 from billing.batching import Command, ScriptBatcher
-from billing.money import EXACT
-from billing.plans import Plan
-from billing.pricing import Charge, price
 from billing.records import fetch_records
 from billing.scripts import STORE_ERRORS, UNREACHABLE, AnyRedis, lua_source
 from billing.spool import Spool
 from billing.totals import UsageTotals
+from billing.usage_record import DAY_MS, UsageRecord, increments_of
 
 __all__ = ["RecordOutcome", "StoredExecution", "UsageRecord", "UsageStore"]
 
 log = logging.getLogger("codexec.billing.usage")
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
-    """One finished execution, as billing sees it (``at`` is a UTC datetime)."""
-
-    client_id: str
-    execution_id: str
-    at: datetime
-    plan: str
-    fuel: int
-    cpu_ms: float
-    wall_ms: float
-    peak_memory_bytes: int
-    error: bool
-    charge: Charge
-
-    @classmethod
-    def priced(
-        cls,
-        plan: Plan,
-        *,
-        client_id: str,
-        execution_id: str,
-        at: datetime,
-        fuel: int,
-        cpu_ms: float,
-        wall_ms: float,
-        peak_memory_bytes: int,
-        error: bool = False,
-    ) -> UsageRecord:
-        """A record whose charge is :func:`~billing.pricing.price` under ``plan``."""
-        return cls(
-            client_id=client_id,
-            execution_id=execution_id,
-            at=at,
-            plan=plan.name,
-            fuel=fuel,
-            cpu_ms=cpu_ms,
-            wall_ms=wall_ms,
-            peak_memory_bytes=peak_memory_bytes,
-            error=error,
-            charge=price(plan, fuel, peak_memory_bytes),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able form (spool lines); money and CPU as exact decimal strings."""
-        return {
-            "client_id": self.client_id,
-            "execution_id": self.execution_id,
-            "at": self.at.astimezone(UTC).isoformat(),
-            "plan": self.plan,
-            "fuel": self.fuel,
-            "cpu_ms": self.cpu_ms,
-            "wall_ms": self.wall_ms,
-            "peak_memory_bytes": self.peak_memory_bytes,
-            "error": self.error,
-            "billed_cpu_ms": str(self.charge.billed_cpu_ms),
-            "compute_units": str(self.charge.compute_units),
-            "cost": str(self.charge.cost),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> UsageRecord:
-        """Inverse of :meth:`to_json`."""
-        charge = Charge(
-            Decimal(data["billed_cpu_ms"]), Decimal(data["compute_units"]), Decimal(data["cost"])
-        )
-        return cls(
-            client_id=data["client_id"],
-            execution_id=data["execution_id"],
-            at=datetime.fromisoformat(data["at"]),
-            plan=data["plan"],
-            fuel=int(data["fuel"]),
-            cpu_ms=float(data["cpu_ms"]),
-            wall_ms=float(data["wall_ms"]),
-            peak_memory_bytes=int(data["peak_memory_bytes"]),
-            error=bool(data["error"]),
-            charge=charge,
-        )
-
-    def increments(self) -> UsageTotals:
-        """What this execution adds to its daily and monthly records."""
-        return UsageTotals(*_increments(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,33 +57,8 @@ class RecordOutcome:
     stored: StoredExecution | None
 
 
-def _increments(rec: UsageRecord) -> tuple[int, ...]:
-    """What the execution adds to each of :data:`~billing.totals.FIELDS` (cost: to_pico)."""
-    charge = rec.charge
-    return (
-        1,
-        int(rec.error),
-        rec.fuel,
-        int(charge.billed_cpu_ms.scaleb(6).to_integral_value()),
-        round(rec.cpu_ms * 1000),
-        round(rec.wall_ms * 1000),
-        rec.peak_memory_bytes,
-        int(charge.cost.scaleb(12, EXACT).to_integral_value(ROUND_HALF_EVEN, EXACT)),
-        _epoch_ms(rec.at),
-    )
-
-
 _HEADER = struct.Struct(">II9QBB")  # ARGV[1] of lua/record.lua starts with this
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DAY_MS = 86_400_000
 _KEY_CACHE_SIZE = 4096
-
-
-def _epoch_ms(at: datetime) -> int:
-    if at.tzinfo is None:
-        raise ValueError("UsageRecord.at must be timezone-aware (UTC)")
-    delta = at - _EPOCH
-    return delta.days * _DAY_MS + delta.seconds * 1000 + delta.microseconds // 1000
 
 
 def _outcome(reply: Any) -> StoredExecution | None:
@@ -248,11 +136,11 @@ class UsageStore:
         """``numkeys, *KEYS, *ARGV`` of ``lua/record.lua`` for one record."""
         if "\n" in body_hash:
             raise ValueError("body_hash must not contain a newline")
-        inc = _increments(rec)
+        inc = increments_of(rec)
         if (inc[1] | inc[2] | inc[3] | inc[4] | inc[5] | inc[6] | inc[7] | inc[8]) >> 53:
             raise ValueError(f"usage increments must be in 0..2**53-1: {inc}")
         client = rec.client_id
-        cache_key = (client, inc[8] // _DAY_MS)
+        cache_key = (client, inc[8] // DAY_MS)
         found = self._keys.get(cache_key)
         if found is None:
             if len(self._keys) >= _KEY_CACHE_SIZE:
