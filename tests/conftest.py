@@ -37,6 +37,12 @@ async def redis_client(redis_server: str) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
+@pytest.fixture(scope="session")
+def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One compiled-module cache for the whole session (compiling takes ~1 s)."""
+    return tmp_path_factory.mktemp("module-cache")
+
+
 @pytest.fixture
 def var_dir(tmp_path: Path) -> Path:
     """A private ./var for one test (spool, keys, module cache)."""

@@ -105,12 +105,6 @@ def make_settings(redis_url: str, var_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture(scope="session")
-def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One compiled-module cache for the whole session (compiling takes ~1 s)."""
-    return tmp_path_factory.mktemp("module-cache")
-
-
 @pytest.fixture(scope="module")
 def live(
     redis_server: str, module_cache: Path, tmp_path_factory: pytest.TempPathFactory

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from billing import keys
@@ -15,6 +16,17 @@ from tests.integration.conftest import LEGACY_KEY, make_settings, start_server, 
 
 EXAMPLE = "const x = 10; const y = 20; return x + y;"
 CLIENT = "outage-client"
+
+
+def wait_until_replayed(http: httpx.Client, seconds: float = 20) -> None:
+    """Until Redis answers again and this server's spool is empty."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready = http.get("/readyz")
+        if ready.status_code == 200 and ready.json()["checks"]["spool_depth"] == 0:
+            return
+        time.sleep(0.2)
+    pytest.fail("the spool was not replayed after Redis came back")
 
 
 @pytest.mark.slow
@@ -51,14 +63,7 @@ def test_redis_outage_loses_nothing_and_bills_once(tmp_path: Path, module_cache:
             for i in range(5):  # client retries while Redis is down: answered again
                 run(f"during-{i}")
             redis_server.start()
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                ready = http.get("/readyz")
-                if ready.status_code == 200 and ready.json()["checks"]["spool_depth"] == 0:
-                    break
-                time.sleep(0.2)
-            else:
-                pytest.fail("the spool was not replayed after Redis came back")
+            wait_until_replayed(http)
             run("after-0")
         redis = live.sync_redis()
         try:
@@ -104,14 +109,7 @@ def test_stalled_redis_costs_a_request_at_most_its_budget(
                 r = http.post("/", json=body, headers={"X-Execution-ID": f"stall-{i}"})
                 assert r.status_code == 200
                 assert r.elapsed.total_seconds() < 1.5  # three steps of 0.3 s at most, plus the run
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                ready = http.get("/readyz")
-                if ready.status_code == 200 and ready.json()["checks"]["spool_depth"] == 0:
-                    break
-                time.sleep(0.2)
-            else:
-                pytest.fail("the spool was not replayed after the stall")
+            wait_until_replayed(http)
         day = time.strftime("%Y-%m-%d", time.gmtime())
         totals = UsageTotals.from_hash(admin.hgetall(keys.usage(CLIENT, day)))
         assert totals.executions == 4

@@ -18,18 +18,11 @@ from typing import Any
 
 import pytest
 
+from reliability.soak import ISOLATION
 from tests.integration.conftest import LiveServer, make_settings, start_server, stop_server
 
 SLOW_SECONDS = float(os.environ.get("CODEXEC_SLOWLORIS_S", "2"))
 ISOLATION_RUNS = int(os.environ.get("CODEXEC_ISOLATION_RUNS", "160"))
-ISOLATION = (
-    "const seen = typeof globalThis.__mark === 'undefined' ? null : String(globalThis.__mark);"
-    "globalThis.__mark = context.tag; globalThis['own_' + context.client] = context.n;"
-    "const others = Object.keys(globalThis).filter(k => k.startsWith('own_')"
-    " && k !== 'own_' + context.client);"
-    "console.log('tag', context.tag);"
-    "return {seen, others, tag: context.tag, ctx: Object.keys(context).sort()};"
-)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +37,6 @@ def server(
         yield live
     finally:
         stop_server(live)
-
-
-@pytest.fixture(scope="module")
-def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("module-cache")
 
 
 def _slow_body(port: int, token: str, seconds: float, result: list[bytes]) -> None:
