@@ -46,17 +46,21 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
             "CODEXEC_REDIS_URL is not set (`codexec serve` starts an embedded Redis for you)"
         )
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
-    plans = Plans.load(settings.plans_file)
-    keys = ApiKeys(redis)
-    production = settings.environment is Environment.production
-    if production and settings.api_key is None and not await keys.list():
-        raise StartupError(
-            "production needs API keys: create one with `codexec keys create` "
-            "or set CODEXEC_API_KEY"
+    try:
+        plans = Plans.load(settings.plans_file)
+        keys = ApiKeys(redis)
+        production = settings.environment is Environment.production
+        if production and settings.api_key is None and not await keys.list():
+            raise StartupError(
+                "production needs API keys: create one with `codexec keys create` "
+                "or set CODEXEC_API_KEY"
+            )
+        sandbox = await anyio.to_thread.run_sync(
+            lambda: Sandbox(settings.cache_dir, tick_ms=settings.tick_ms)
         )
-    sandbox = await anyio.to_thread.run_sync(
-        lambda: Sandbox(settings.cache_dir, tick_ms=settings.tick_ms)
-    )
+    except BaseException:
+        await redis.aclose()
+        raise
     spool = Spool(settings.spool_dir)
     usage_store = UsageStore(redis, spool, idempotency_ttl_s=settings.idempotency_ttl_s)
     executor = ExecutionService(
