@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 
-from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from service.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 __all__ = ["json_depth_exceeds", "read_json_object"]
 
@@ -36,8 +37,10 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body, refusing more than ``max_bytes`` by header or by streamed size."""
+async def read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
+    """The raw body, refusing more than ``max_bytes`` by header or by streamed size, and a
+    body that has not fully arrived within ``timeout_s`` (a trickling client frees its
+    connection with a 408)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -48,19 +51,25 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise PayloadTooLarge(f"request body is over {max_bytes} bytes", field="body")
     chunks: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > max_bytes:
-            raise PayloadTooLarge(f"request body is over {max_bytes} bytes", field="body")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > max_bytes:
+                    raise PayloadTooLarge(f"request body is over {max_bytes} bytes", field="body")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout_s:g} s") from None
     return b"".join(chunks)
 
 
-async def read_json_object(request: Request, *, max_bytes: int, max_depth: int) -> dict[str, Any]:
+async def read_json_object(
+    request: Request, *, max_bytes: int, max_depth: int, timeout_s: float
+) -> dict[str, Any]:
     """Parse the body as one JSON object, or raise the 4xx that says what is wrong."""
     if not _is_json(request.headers.get("content-type", "")):
         raise UnsupportedMediaType("Content-Type must be application/json", field="Content-Type")
-    raw = await read_body(request, max_bytes)
+    raw = await read_body(request, max_bytes, timeout_s)
     if not raw.strip():
         raise BadRequest("request body is empty; a JSON object is required", field="body")
     try:

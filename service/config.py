@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     max_body_bytes: int = Field(2 * MiB, ge=1024)
+    body_timeout_s: float = Field(10.0, gt=0)
     max_code_bytes: int = Field(64 * 1024, ge=1)
     max_context_bytes: int = Field(1 * MiB, ge=2)
     max_json_depth: int = Field(64, ge=2, le=512)

@@ -8,6 +8,7 @@ Tree::
     ├── PaymentRequired            402   QuotaExceeded
     ├── Forbidden                  403   Forbidden
     ├── NotFound                   404   NotFound
+    ├── RequestTimeout             408   RequestTimeout (body not received in time)
     ├── Conflict                   409   IdempotencyConflict
     ├── PayloadTooLarge            413   PayloadTooLarge
     ├── UnsupportedMediaType       415   UnsupportedMediaType
@@ -49,6 +50,7 @@ __all__ = [
     "PayloadTooLarge",
     "PaymentRequired",
     "RateLimited",
+    "RequestTimeout",
     "ServiceError",
     "Unauthorized",
     "Unavailable",
@@ -116,6 +118,15 @@ class NotFound(ServiceError):
     """No such route or object."""
 
     status, type = 404, "NotFound"
+
+
+class RequestTimeout(ServiceError):
+    """The request body did not arrive in time."""
+
+    status, type = 408, "RequestTimeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="body", headers={"Connection": "close"})
 
 
 class Conflict(ServiceError):

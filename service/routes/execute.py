@@ -50,7 +50,12 @@ async def execute(
 ) -> Response:
     """Run JavaScript in a fresh sandbox and bill the caller's client for it."""
     s = services.settings
-    body = await read_json_object(request, max_bytes=s.max_body_bytes, max_depth=s.max_json_depth)
+    body = await read_json_object(
+        request,
+        max_bytes=s.max_body_bytes,
+        max_depth=s.max_json_depth,
+        timeout_s=s.body_timeout_s,
+    )
     done = await services.executor.execute(caller, body, x_execution_id)
     request.state.log = {
         "client": done.client_id,
@@ -66,7 +71,12 @@ async def execute(
 async def noop(request: Request, services: ServicesDep, caller: CallerDep) -> Response:
     """Benchmark baseline: auth, body bounds and validation as ``/execute``, no run, no Redis."""
     s = services.settings
-    body = await read_json_object(request, max_bytes=s.max_body_bytes, max_depth=s.max_json_depth)
+    body = await read_json_object(
+        request,
+        max_bytes=s.max_body_bytes,
+        max_depth=s.max_json_depth,
+        timeout_s=s.body_timeout_s,
+    )
     ExecuteRequest.model_validate(body)
     return Response(b'{"success":true,"result":null}', media_type="application/json")
 

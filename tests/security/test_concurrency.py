@@ -30,7 +30,10 @@ def server(
     redis_server: str, module_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     settings = make_settings(
-        redis_server, tmp_path_factory.mktemp("var"), module_cache_dir=module_cache
+        redis_server,
+        tmp_path_factory.mktemp("var"),
+        module_cache_dir=module_cache,
+        body_timeout_s=SLOW_SECONDS + 30,  # slow but within the limit: answered normally
     )
     live = start_server(settings)
     try:
@@ -48,9 +51,12 @@ def _slow_body(port: int, token: str, seconds: float, result: list[bytes]) -> No
     ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=seconds + 30) as s:
         s.sendall(head)
-        for byte in body:
-            s.sendall(bytes([byte]))
-            time.sleep(seconds / len(body))
+        try:
+            for byte in body:
+                s.sendall(bytes([byte]))
+                time.sleep(seconds / len(body))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered early (408) and closed; its answer is still readable
         result.append(s.recv(65536))
 
 
@@ -81,6 +87,29 @@ def test_slow_bodies_do_not_starve_other_clients(server: LiveServer) -> None:
     assert max(latencies) < 0.5, f"a normal request waited {max(latencies):.3f} s"
     assert len(answers) == 8
     assert all(a.startswith(b"HTTP/1.1 200") and b'"result":7' in a for a in answers)
+
+
+def test_a_body_slower_than_the_limit_gets_408(
+    redis_server: str, module_cache: Path, tmp_path: Path
+) -> None:
+    live = start_server(
+        make_settings(
+            redis_server, tmp_path / "var", module_cache_dir=module_cache, body_timeout_s=0.5
+        )
+    )
+    try:
+        token = live.new_key("too-slow", plan="enterprise")
+        port = int(live.url.rsplit(":", 1)[1])
+        answers: list[bytes] = []
+        started = time.monotonic()
+        _slow_body(port, token, 2.0, answers)
+        assert answers[0].startswith(b"HTTP/1.1 408")
+        assert b'"type":"RequestTimeout"' in answers[0]
+        assert time.monotonic() - started < 2.5
+        with live.client(token) as http:  # the server is fine afterwards
+            assert http.post("/execute", json={"code": "return 1"}).status_code == 200
+    finally:
+        stop_server(live)
 
 
 def test_interleaved_clients_never_see_each_other(server: LiveServer) -> None:

@@ -127,7 +127,7 @@ def _through_the_route(body: bytes, content_type: str) -> None:
     status = 200
     try:
         parsed = asyncio.run(
-            read_json_object(_request(body, content_type), max_bytes=4096, max_depth=8)
+            read_json_object(_request(body, content_type), max_bytes=4096, max_depth=8, timeout_s=5)
         )
         ExecuteRequest.model_validate(parsed)
     except ServiceError as exc:
