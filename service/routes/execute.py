@@ -21,6 +21,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "Missing or unknown key"),
         (402, "Budget exhausted"),
         (403, "Wrong client for this key"),
+        (408, "Body did not arrive in time"),
         (409, "X-Execution-ID reused with a different body"),
         (413, "Body too large"),
         (415, "Body is not JSON"),
