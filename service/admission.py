@@ -51,11 +51,6 @@ class Admission:
         self._in_flight = 0
         self._by_client: Counter[str] = Counter()
 
-    @property
-    def in_flight(self) -> int:
-        """Requests admitted and not yet finished (running or waiting)."""
-        return self._in_flight
-
     @contextmanager
     def request(self) -> Iterator[None]:
         """Hold one of the process's execution places for a request, or refuse it (503)."""

@@ -85,7 +85,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         legacy_plan=settings.legacy_plan,
         cache_ttl_s=settings.auth_cache_ttl_s,
     )
-    return Services(settings, redis, sandbox, plans, usage_store, auth, executor, metrics)
+    return Services(settings, redis, sandbox, usage_store, auth, executor, metrics)
 
 
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> FastAPI:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from billing.plans import Plans
 from billing.scripts import AnyRedis
 from billing.usage import UsageStore
 from sandbox import Sandbox
@@ -26,7 +25,6 @@ class Services:
     settings: Settings
     redis: AnyRedis
     sandbox: Sandbox
-    plans: Plans
     usage: UsageStore
     auth: Authenticator
     executor: ExecutionService

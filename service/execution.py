@@ -45,7 +45,6 @@ class Executed:
     body: bytes
     execution_id: str
     client_id: str
-    replayed: bool = False
     outcome: str = "replayed"
     fuel: int = 0
     cpu_ms: float = 0.0
@@ -171,10 +170,8 @@ class ExecutionService:
                         field="X-Execution-ID",
                     )
                 self._metrics.idempotent_replays.inc()
-                return Executed(
-                    stored.response, execution_id, client_id, replayed=True,
-                    headers={"Idempotent-Replayed": "true"},
-                )  # fmt: skip
+                replay = {"Idempotent-Replayed": "true"}
+                return Executed(stored.response, execution_id, client_id, headers=replay)
         else:
             execution_id = uuid.uuid4().hex
 
@@ -284,7 +281,6 @@ class ExecutionService:
             response,
             execution_id,
             client_id,
-            replayed=outcome.duplicate,
             outcome=label,
             fuel=result.fuel,
             cpu_ms=result.cpu_ms,

@@ -11,17 +11,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.logs import log_request
 from service.metrics import Metrics
+from service.schemas import EXECUTION_ID_RE
 
 __all__ = ["RequestLogMiddleware"]
-
-_SAFE_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
 
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             text: str = value.decode("latin-1")
-            if 0 < len(text) <= 128 and set(text) <= _SAFE_ID:
+            if EXECUTION_ID_RE.fullmatch(text):  # same alphabet and length as execution IDs
                 return text
     return uuid.uuid4().hex
 
