@@ -54,6 +54,7 @@ class Result:
     peak_memory: int
     random_seed: int
     rebuilt: bool
+    read_clock: bool = False  # the code read Date/performance clocks (a re-run may differ)
 
 
 @dataclass(frozen=True, slots=True)
