@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test test-fast lint fmt bench soak chaos fuzz clean deploy-tools
+.PHONY: venv typescript run test test-fast lint fmt bench soak chaos fuzz clean deploy-tools
 
 venv: $(STAMP)
 
@@ -14,15 +14,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+## TypeScript's type stripper: a pinned npm package (checked against its integrity), fetched
+## once into var/cache with npm. Without it the service runs and `typescript` requests get 503.
+typescript: venv
+	@$(PY) -m sandbox.typescript fetch var/cache || echo "TypeScript stripper not fetched: typescript requests answer 503"
+
 ## Start the service on 127.0.0.1:8787 (embedded Redis unless CODEXEC_REDIS_URL is set).
-run: venv
+run: venv typescript
 	$(VENV)/bin/codexec serve --dev
 
 ## The whole suite: unit, integration (real Redis, real HTTP) and security.
-test: venv
+test: venv typescript
 	$(PY) -m pytest -q -p no:cacheprovider
 
-test-fast: venv
+test-fast: venv typescript
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 lint: venv
@@ -35,7 +40,7 @@ fmt: venv
 	$(VENV)/bin/ruff check --fix .
 
 ## Benchmarks; prints ratios against baselines measured in the same run.
-bench: venv
+bench: venv typescript
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null); } || echo "wrk not installable: HTTP bench will be skipped"
 	$(PY) -m bench
 

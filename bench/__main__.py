@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-SUITES = ("sandbox", "billing", "http")
+SUITES = ("sandbox", "typescript", "billing", "http")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,9 @@
 
 Both run in the same process, on the same embedded redis-server (started and stopped here),
 sequentially and with 16 concurrent asyncio tasks. The target is one record (idempotency
-claim + daily and monthly counters + ledger entry, one Lua call) costing no more than 1.5
-plain round trips. Run: ``python -m bench billing`` (``--quick`` for a smoke run).
+claim + daily and monthly counters + ledger entry with its receipt facts + execution-ID
+index, one Lua call) costing no more than 1.5 plain round trips. Run:
+``python -m bench billing`` (``--quick`` for a smoke run).
 
 The machine is usually shared, so each mode runs in :data:`ROUNDS` rounds of INCR, records,
 INCR (each a tenth of the operations); a round's ratio uses the faster of its two INCR
@@ -25,6 +26,7 @@ import redis.asyncio as aioredis
 
 from billing.embedded import EmbeddedRedis
 from billing.plans import Plans
+from billing.receipt_facts import ReceiptFacts, context_sha256
 from billing.spool import Spool
 from billing.usage import UsageRecord, UsageStore
 
@@ -52,12 +54,21 @@ async def _main(n: int, directory: Path) -> None:
         plan = Plans.load().get("standard")
         ids = itertools.count()
         response = b'{"success":true,"result":30,"output":[],"error":null}'
+        per_cpu, per_mb, per_exec = ReceiptFacts.prices_of(plan)
+        facts = ReceiptFacts(  # what the service records for a typical run
+            code_sha256=bytes(32), context_sha256=context_sha256({}), wasm_sha256=bytes(32),
+            wasmtime_version="50.0.1", random_seed=2**63 + 12345, read_clock=False,
+            timeout_ms=5000, memory_bytes=52_428_800, fuel_cap=135_000_000_000,
+            max_code_bytes=65536, max_output_lines=1000, max_output_bytes=1 << 20,
+            max_result_bytes=1 << 20, price_per_cpu_second=per_cpu, price_per_mb=per_mb,
+            price_per_execution=per_exec, engine_build="0" * 32,
+        )  # fmt: skip
 
         async def record() -> object:
             rec = UsageRecord.priced(
                 plan, client_id=f"bench-{next(ids) % 64}", execution_id=f"e{next(ids)}",
                 at=datetime.now(UTC), fuel=73_511, cpu_ms=0.33, wall_ms=0.41,
-                peak_memory_bytes=262_144,
+                peak_memory_bytes=262_144, receipt=facts,
             )  # fmt: skip
             return await store.record(rec, "0" * 64, response)
 

@@ -3,8 +3,12 @@
 For 1 and 2 uvicorn workers, ``codexec serve`` runs against an embedded redis-server (AOF
 ``everysec``, as ``make run``); wrk (Debian package) sends the contract's example at
 concurrency 16 for 10 s to 127.0.0.1 after a 3 s warm-up, first to ``/v1/noop`` (auth, body
-bounds and validation, no run, no Redis), then to ``/execute`` (run + rate limit + quota +
-usage record). Prints req/s, p50, p99 and the ratio to the no-op ceiling.
+bounds and validation, no run, no Redis), then to ``/execute`` (run + rate limit + budget
+reservation + usage record with its ledger entry). A second service of the same size with
+``CODEXEC_HARD_CAPS=false`` (rate limit + a spend reading + the same record) takes
+``/execute`` too, in the same run: the two take turns in slices of the measuring time.
+Prints req/s, p50, p99, the ratio to the no-op ceiling and the ratio of hard caps to
+recording alone.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import redis.asyncio as aioredis
 
 from billing.apikeys import ApiKeys
 from billing.embedded import EmbeddedRedis
-from reliability.launch import launch
+from reliability.launch import Service, launch
 
 EXAMPLE = '{"code": "const x = 10; const y = 20; return x + y;", "language": "javascript"}'
 CONNECTIONS = 16
+CAPS_OFF = "/execute caps off"
+ROUNDS = 2
 PLANS = {
     "default": "bench",
     "plans": {
@@ -89,6 +95,30 @@ async def _make_key(url: str) -> str:
         await client.aclose()
 
 
+def _measure(
+    workers: int, services: list[Service], script: Path, seconds: int, warmup: int
+) -> list[tuple[int, str, dict[str, float]]]:
+    """The no-op, then ``/execute`` with hard caps (``services[0]``) and without
+    (``services[1]``) taking turns in ``ROUNDS`` slices, so a change in the machine's load
+    hits both alike; each figure is the mean over its slices."""
+    capped, plain = services[0].url + "/execute", services[1].url + "/execute"
+    noop = services[0].url + "/v1/noop"
+    wrk(noop, script, warmup)
+    rows = [(workers, "/v1/noop", wrk(noop, script, seconds))]
+    for url in (capped, plain):
+        wrk(url, script, warmup)
+    slices: dict[str, list[dict[str, float]]] = {capped: [], plain: []}
+    for _ in range(ROUNDS):
+        for url in (capped, plain):
+            slices[url].append(wrk(url, script, max(1, seconds // ROUNDS)))
+    for url, label in ((capped, "/execute"), (plain, CAPS_OFF)):
+        runs = slices[url]
+        mean = {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
+        mean["non_2xx"] = sum(r["non_2xx"] for r in runs)
+        rows.append((workers, label, mean))
+    return rows
+
+
 def run(quick: bool = False) -> None:
     """Run the HTTP benchmark and print its table."""
     if shutil.which("wrk") is None:
@@ -110,32 +140,41 @@ def run(quick: bool = False) -> None:
                 f'wrk.headers["Authorization"] = "Bearer {token}"\n'
             )
             for workers in (1, 2):
-                service = launch(
-                    {
-                        "REDIS_URL": redis_server.url,
-                        "PLANS_FILE": str(plans),
-                        "BENCH_ENDPOINTS": "true",
-                    },
-                    root / f"var{workers}",
-                    workers=workers,
-                )
+                services = [
+                    launch(
+                        {
+                            "REDIS_URL": redis_server.url,
+                            "PLANS_FILE": str(plans),
+                            "BENCH_ENDPOINTS": "true",
+                            "HARD_CAPS": caps,
+                        },
+                        root / f"var{workers}-{caps}",
+                        workers=workers,
+                    )
+                    for caps in ("true", "false")
+                ]
                 try:
-                    for path in ("/v1/noop", "/execute"):
-                        url = service.url + path
-                        wrk(url, script, warmup)
-                        rows.append((workers, path, wrk(url, script, seconds)))
+                    rows += _measure(workers, services, script, seconds, warmup)
                 finally:
-                    service.stop()
+                    for service in services:
+                        service.stop()
     print(f"wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency (after {warmup}s warm-up), 127.0.0.1")
     header = ("workers", "endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs no-op")
-    print("{:>7} {:<10} {:>9} {:>8} {:>8} {:>8} {:>9}".format(*header))
+    print("{:>7} {:<20} {:>9} {:>8} {:>8} {:>8} {:>9}".format(*header))
     ceiling: dict[int, float] = {}
+    by_row = {(workers, path): r["rps"] for workers, path, r in rows}
     for workers, path, r in rows:
         if path == "/v1/noop":
             ceiling[workers] = r["rps"]
         ratio = r["rps"] / ceiling[workers]
         print(
-            f"{workers:>7} {path:<10} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{workers:>7} {path:<20} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
             f"{r['non_2xx']:>8.0f} {ratio:>8.0%}"
         )
     print("target: /execute with billing >= 60% of the no-op ceiling, p99 <= 5 ms")
+    for workers in sorted(ceiling):
+        capped, plain = by_row[workers, "/execute"], by_row[workers, CAPS_OFF]
+        print(
+            f"{workers} worker(s): hard caps {capped:.0f} req/s vs recording alone {plain:.0f} "
+            f"req/s: {capped / plain:.0%} (target >= 90%)"
+        )

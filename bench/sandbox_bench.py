@@ -12,7 +12,10 @@ The systems are measured in alternating rounds (a block of each per round), so l
 other processes hits all of them alike; p50/p99 are over all samples, and the per-round
 sandbox/native ratios are printed as p10/p50/p90. The JSON script builds its ~100 KB string
 inside the code (same code for every system), so its time includes building the string.
-Also prints fuel per CPU-ms (the calibration the service and billing use).
+Also prints fuel per CPU-ms (the calibration the service and billing use), and the modules
+figure (``modules_figure``): the contract example with every module allowed against none
+(the same snapshot: must be ~1.0), in the full snapshot against the plain one (what the
+plain snapshot saves plain code; see ``sandbox.modules``), and one that uses ``path``.
 """
 
 from __future__ import annotations
@@ -130,6 +133,53 @@ def _calibrate(sb: Sandbox, quick: bool) -> None:
         print(f"{name:<10} {fuel:>14,} {cpu:>9.3f} {fuel / cpu:>12,.0f}")
 
 
+def _blocks(fns: dict[str, Callable[[], object]], rounds: int, per_round: int) -> dict[str, float]:
+    """Median ms per system over rounds that alternate the systems (as ``_interleaved``)."""
+    samples: dict[str, list[int]] = {name: [] for name in fns}
+    for fn in fns.values():
+        for _ in range(per_round):
+            fn()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                for _ in range(per_round):
+                    t0 = time.perf_counter_ns()
+                    fn()
+                    samples[name].append(time.perf_counter_ns() - t0)
+    finally:
+        gc.enable()
+    return {name: statistics.median(xs) / 1e6 for name, xs in samples.items()}
+
+
+def modules_figure(sb: Sandbox, quick: bool = False) -> dict[str, float]:
+    """The contract example: modules allowed vs not, full snapshot vs plain; ms and ratios."""
+    all_modules = Limits(timeout_ms=10_000, fuel=10**12, modules=frozenset({"*"}))
+    full = CONTRACT + " /* require */"  # the word sends it to the full snapshot
+    uses_path = "return require('path').join('a', 'b');"
+    for code, lim in ((CONTRACT, all_modules), (full, LIMITS), (uses_path, all_modules)):
+        assert sb.run(code, limits=lim).ok
+    fns: dict[str, Callable[[], object]] = {
+        "no modules": lambda: sb.run(CONTRACT, limits=LIMITS),
+        "all modules": lambda: sb.run(CONTRACT, limits=all_modules),
+        "full snapshot": lambda: sb.run(full, limits=LIMITS),
+        "require('path')": lambda: sb.run(uses_path, limits=all_modules),
+    }
+    ms = _blocks(fns, 10 if quick else 40, 100 if quick else 250)
+    print(f"\nmodules: contract example, p50 ms (rounds alternate; load {os.getloadavg()[0]:.2f})")
+    for name, value in ms.items():
+        print(f"  {name:<16} {value:.4f}")
+    ratios = {
+        "all/none": ms["all modules"] / ms["no modules"],
+        "full/plain": ms["full snapshot"] / ms["no modules"],
+    }
+    print(
+        f"  modules allowed / none: {ratios['all/none']:.3f}x (preloaded: ~1.0);"
+        f" full snapshot / plain: {ratios['full/plain']:.3f}x"
+    )
+    return ms | ratios
+
+
 def run(quick: bool = False) -> None:
     """Print p50/p99 per execution and the ratios; see the module docstring."""
     print(f"load average: {os.getloadavg()}")
@@ -171,4 +221,5 @@ def run(quick: bool = False) -> None:
                 f" sandbox/native per round: {spread}"
             )
         _calibrate(sb, quick)
+        modules_figure(sb, quick)
         print(f"\nstats: {sb.stats}, fast path: {sb.info.fast_path}")

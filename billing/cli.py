@@ -1,4 +1,4 @@
-"""``codexec billing report|export|import|rollup`` and ``codexec keys create|list|revoke``.
+"""``codexec billing report|export|import|rollup|credit|reconcile|alerts``, ``keys``, ``webhooks``.
 
 :func:`add_commands` adds the subcommands to the ``codexec`` parser; each sets ``args.func``,
 an ``async def (args, ctx: CliContext) -> int`` that the entry point awaits with a context
@@ -8,7 +8,7 @@ holding the Redis client, the plans, the retention and the output stream.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
@@ -16,12 +16,14 @@ from typing import TextIO
 from billing import keys
 from billing.apikeys import ApiKeys
 from billing.errors import BillingError
-from billing.kv import export_to_dir, import_file
-from billing.kvformat import MAX_PAIRS
+from billing.exports import ExportOptions
+from billing.kv import import_file
+from billing.ledger_cli import add_ledger_commands, reconcile_after_rollup
 from billing.maintenance import rollup
 from billing.plans import Plans
 from billing.reports import build_report, month_end, render_csv, render_json
 from billing.scripts import AnyRedis
+from billing.webhook_cli import add_export_commands, add_webhook_commands
 
 __all__ = ["CliContext", "add_commands", "report_range"]
 
@@ -34,6 +36,7 @@ class CliContext:
     plans: Plans
     retention_days: int
     out: TextIO
+    export: ExportOptions = field(default_factory=ExportOptions)
 
 
 def report_range(
@@ -64,17 +67,10 @@ async def _report(args: argparse.Namespace, ctx: CliContext) -> int:
     return 0
 
 
-async def _export(args: argparse.Namespace, ctx: CliContext) -> int:
-    paths = await export_to_dir(ctx.redis, Path(args.dir), args.client, max_pairs=args.max_pairs)
-    for path in paths:
-        print(path, file=ctx.out)
-    print(f"{len(paths)} file(s)", file=ctx.out)
-    return 0
-
-
 async def _import(args: argparse.Namespace, ctx: CliContext) -> int:
+    listing = Path(args.keys) if args.keys else None
     for name in args.files:
-        summary = await import_file(ctx.redis, Path(name))
+        summary = await import_file(ctx.redis, Path(name), key_list=listing)
         print(f"{name}: {summary.written} written, {summary.skipped} not newer", file=ctx.out)
     return 0
 
@@ -83,13 +79,15 @@ async def _rollup(args: argparse.Namespace, ctx: CliContext) -> int:
     now = datetime.fromisoformat(args.now) if args.now else None
     if now is not None and now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    s = await rollup(ctx.redis, args.retention_days or ctx.retention_days, now)
+    retention = args.retention_days or ctx.retention_days
+    s = await rollup(ctx.redis, retention, now)
     print(
         f"clients={s.clients} months_recomputed={s.months_recomputed} "
         f"months_changed={s.months_changed} daily_expired={s.daily_expired} "
         f"ledger_trimmed={s.ledger_trimmed}",
         file=ctx.out,
     )
+    await reconcile_after_rollup(ctx, retention, now)
     return 0
 
 
@@ -137,20 +135,19 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--output", help="write to this file instead of stdout")
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("export", help="write Cloudflare KV bulk files")
-    p.add_argument("--dir", required=True, help="directory for usage-NNNN.json files")
-    p.add_argument("--client", help="one client (default: all)")
-    p.add_argument("--max-pairs", type=int, default=MAX_PAIRS, help="pairs per file")
-    p.set_defaults(func=_export)
+    add_export_commands(sub)  # export (kv, csv, json, cloudevents, stripe) and alerts
 
-    p = sub.add_parser("import", help="merge KV bulk files (set if newer)")
+    p = sub.add_parser("import", help="merge KV bulk files or `wrangler kv bulk get` output")
     p.add_argument("files", nargs="+")
+    p.add_argument("--keys", help="the `wrangler kv key list` output the values came from")
     p.set_defaults(func=_import)
 
     p = sub.add_parser("rollup", help="recompute months, expire old days, trim ledgers")
     p.add_argument("--retention-days", type=int, help="default: the configured retention")
     p.add_argument("--now", help="ISO-8601 time to run as (default: now)")
     p.set_defaults(func=_rollup)
+
+    add_ledger_commands(sub)
 
     keys_parser = subparsers.add_parser("keys", help="API keys")
     ksub = keys_parser.add_subparsers(dest="keys_command", required=True)
@@ -163,3 +160,4 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p = ksub.add_parser("revoke", help="revoke a key by hash prefix")
     p.add_argument("prefix")
     p.set_defaults(func=_keys_revoke)
+    add_webhook_commands(subparsers)

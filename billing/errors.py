@@ -45,11 +45,19 @@ class QuotaExceeded(BillingError):
 
 
 class RateLimitExceeded(BillingError):
-    """The client's token bucket is empty; ``retry_after`` is the wait in seconds."""
+    """The client's token bucket is empty; ``retry_after`` is the wait in seconds.
 
-    def __init__(self, retry_after: float) -> None:
+    ``limit`` and ``window_s`` describe the bucket (its size, and seconds to fill it) when
+    known, for the ``RateLimit-Policy`` header.
+    """
+
+    def __init__(
+        self, retry_after: float, *, limit: int | None = None, window_s: int | None = None
+    ) -> None:
         super().__init__(f"rate limit exceeded; retry in {retry_after:.3f} s")
         self.retry_after = retry_after
+        self.limit = limit
+        self.window_s = window_s
 
 
 class UnknownPlan(BillingError):

@@ -1,36 +1,55 @@
 """Admission of one request of a client: its rate limit and its monthly budget.
 
 A process takes rate-limit tokens from the client's Redis token bucket in leases (one
-``lua/admit.lua`` call takes up to ``lease_fraction`` of a second's worth of tokens and reads
-the month's spend), then spends them locally, so most requests cost no round trip. Leased
-tokens not used within ``lease_ttl_s`` are dropped, never carried over, so a client is never
-admitted faster than its plan allows; at worst a process wastes one lease per period. The
-spend read with a lease is trusted for at most ``quota_ttl_s``: a client can overshoot its
-budget by what OTHER processes spend in that time; what this process records is added to its
-reading at once (:meth:`Gate.charge`). Hard caps with reservations are a separate feature.
+``lua/admit.lua`` call takes up to ``lease_fraction`` of a second's worth of tokens), then
+spends them locally, so most requests cost no round trip. Leased tokens not used within
+``lease_ttl_s`` are dropped, never carried over, so a client is never admitted faster than
+its plan allows; at worst a process wastes one lease per period.
+
+The budget, in one of two modes:
+
+* hard caps (``hard_caps=True``, the service's default): the same call also leases a slice
+  of the client's remaining monthly budget (:mod:`billing.leases`); each run reserves its
+  maximum cost from the slice, and its actual cost is taken and the rest given back when it
+  is recorded. Recorded spend + outstanding leases never exceed the budget, so concurrent
+  runs in any number of processes cannot take a month past its cap. A call's lease lives
+  ``budget_lease_ttl_s`` + the request's timeout + ``settle_grace_s`` (+ 1 s in Redis),
+  and a run reserves locally only while the lease outlives it; a dead process's lease is
+  swept by the next call after its deadline.
+  A client without a budget holds no lease: it is re-checked every ``quota_ttl_s``.
+* soft (``hard_caps=False``): the call reads the month's spend, trusted for ``quota_ttl_s``;
+  a client can overshoot by what OTHER processes record in that time.
+
 While Redis is unreachable requests are admitted (usage is spooled and billed later).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from billing import keys
-from billing.errors import RateLimitExceeded
-from billing.money import from_pico
+from billing.errors import QuotaExceeded, RateLimitExceeded
+from billing.leases import BudgetLease, Reservation
+from billing.money import format_usd, from_pico, to_pico
 from billing.plans import Plan
 from billing.quotas import budget_for, ensure_within
 from billing.scripts import UNREACHABLE, AnyRedis, register
 from billing.totals import spent_pusd
 
-__all__ = ["Gate", "Lease", "lease_size"]
+__all__ = ["Gate", "Lease", "RateState", "lease_size"]
 
 log = logging.getLogger("codexec.billing.gate")
+
+_RESERVATION: ContextVar[Reservation | None] = ContextVar("codexec_reservation", default=None)
+"""The reservation the current task's request holds (settled by :meth:`Gate.charge`)."""
 
 
 def lease_size(rate_per_second: float, burst: int, fraction: float) -> int:
@@ -38,15 +57,34 @@ def lease_size(rate_per_second: float, burst: int, fraction: float) -> int:
     return max(1, min(burst, math.floor(rate_per_second * fraction)))
 
 
+@dataclass(frozen=True, slots=True)
+class RateState:
+    """What a client may still send, as this process last saw its token bucket."""
+
+    limit: int
+    """The bucket's size (the plan's ``burst``)."""
+    window_s: int
+    """Seconds an empty bucket takes to fill up (``burst / rate``, rounded up)."""
+    remaining: int
+    """Tokens this process holds plus the bucket's refilled remainder at its last call."""
+    reset_s: int
+    """Seconds until the bucket is full again (0: it is)."""
+
+
 @dataclass(slots=True)
 class Lease:
-    """Tokens and a spend reading held by this process for one client."""
+    """Tokens, a spend reading (soft mode) and a budget lease (hard caps) for one client."""
 
     tokens: int = 0
     tokens_until: float = 0.0
     spent: Decimal = Decimal(0)
     budget: Decimal | None = None
     budget_until: float = 0.0
+    bucket_left: int = -1
+    bucket_at: float = 0.0
+    unlimited_until: float = 0.0
+    slice: BudgetLease | None = None
+    syncing: asyncio.Future[None] | None = None
 
     def take(self, now: float) -> bool:
         """Spend one local token if a fresh one is held."""
@@ -64,6 +102,18 @@ class Lease:
         ensure_within(self.budget, self.spent)
 
 
+def _window_s(plan: Plan) -> int:
+    return max(1, math.ceil(plan.burst / plan.rate_per_second))
+
+
+def _policy(plan: Plan) -> dict[str, int]:
+    return {"limit": plan.burst, "window_s": _window_s(plan)}
+
+
+def _budget_arg(plan: Plan) -> str:
+    return "none" if plan.monthly_budget is None else str(to_pico(plan.monthly_budget))
+
+
 class Gate:
     """Per-process admission gate for every client."""
 
@@ -75,53 +125,233 @@ class Gate:
         lease_ttl_s: float = 1.0,
         quota_ttl_s: float = 1.0,
         max_clients: int = 100_000,
+        hard_caps: bool = False,
+        budget_lease_ttl_s: float = 10.0,
+        budget_lease_runs: int = 8,
+        budget_lease_share: float = 0.25,
+        settle_grace_s: float = 2.0,
     ) -> None:
         self.redis = redis
         self.lease_fraction = lease_fraction
         self.lease_ttl_s = lease_ttl_s
         self.quota_ttl_s = quota_ttl_s
         self.max_clients = max_clients
+        self.hard_caps = hard_caps
+        self.budget_lease_ttl_s = budget_lease_ttl_s
+        self.budget_lease_runs = budget_lease_runs
+        self.budget_lease_share = budget_lease_share
+        self.settle_grace_s = settle_grace_s
+        """Time allowed beyond a run's timeout to wait for a thread and record its cost."""
+        self.lease_id = uuid.uuid4().hex
+        """This process's name in every ``budget:{client}:<month>`` hash."""
         self._admit = register(redis, "admit")
         self._leases: dict[str, Lease] = {}
 
+    def _lease(self, client_id: str) -> Lease:
+        lease = self._leases.get(client_id)
+        if lease is None:
+            if len(self._leases) >= self.max_clients:  # forget all but runs in flight
+                self._leases = {
+                    c: held
+                    for c, held in self._leases.items()
+                    if held.slice is not None and held.slice.reserved > 0
+                }
+            lease = self._leases[client_id] = Lease()
+        return lease
+
     def charge(self, client_id: str, cost: Decimal) -> None:
-        """Add an execution this process recorded to the client's spend reading."""
+        """An execution this process recorded: add it to the spend reading, and settle the
+        reservation that this task's :meth:`admit` made (hard caps) at its actual cost."""
         lease = self._leases.get(client_id)
         if lease is not None:
             lease.spent += cost
+        held = _RESERVATION.get()
+        if held is not None and held.client_id == client_id:
+            held.settle(to_pico(cost))
 
-    async def admit(self, client_id: str, plan: Plan, *, now: datetime | None = None) -> None:
+    def rate_state(self, client_id: str, plan: Plan) -> RateState:
+        """The client's rate limit as this process knows it (no round trip)."""
+        rate, burst = plan.rate_per_second, plan.burst
+        remaining = burst
+        lease = self._leases.get(client_id)
+        if lease is not None and lease.bucket_left >= 0:
+            clock = time.monotonic()
+            held = lease.tokens if clock < lease.tokens_until else 0
+            refilled = lease.bucket_left + (clock - lease.bucket_at) * rate
+            remaining = min(burst, math.floor(held + refilled))
+        return RateState(
+            limit=burst,
+            window_s=_window_s(plan),
+            remaining=remaining,
+            reset_s=max(0, math.ceil((burst - remaining) / rate)),
+        )
+
+    async def admit(
+        self,
+        client_id: str,
+        plan: Plan,
+        *,
+        now: datetime | None = None,
+        max_cost: Decimal = Decimal(0),
+        hold_s: float = 0.0,
+    ) -> Reservation | None:
         """Let one request of ``client_id`` through, or raise the reason it may not run.
 
+        With hard caps, reserves ``max_cost`` (the most the run can cost) for a run lasting
+        at most ``hold_s`` seconds and returns the reservation; :meth:`charge` in the same
+        task settles it at the recorded cost, and :meth:`Reservation.release` (always call
+        it, e.g. in ``finally``) gives it back if the run was not billed. None when nothing
+        is reserved (no budget, soft mode, Redis unreachable).
+
         Raises :class:`RateLimitExceeded` (with ``retry_after`` seconds) or
-        :class:`QuotaExceeded`.
+        :class:`QuotaExceeded` (with ``remaining``).
         """
+        month = keys.month_period(now or datetime.now(UTC))
+        lease = self._lease(client_id)
+        _RESERVATION.set(None)
+        try:
+            if self.hard_caps:
+                held = await self._admit_capped(client_id, plan, lease, month, max_cost, hold_s)
+                _RESERVATION.set(held)
+                return held
+            await self._admit_soft(client_id, plan, lease, month)
+        except UNREACHABLE:
+            log.warning("admission checks skipped: Redis unreachable")
+        return None
+
+    async def _admit_soft(self, client_id: str, plan: Plan, lease: Lease, month: str) -> None:
         clock = time.monotonic()
-        lease = self._leases.get(client_id)
-        if lease is not None and lease.budget_fresh(clock):
+        if lease.budget_fresh(clock):
             lease.check_budget()
             if lease.take(clock):
                 return
-        if lease is None:
-            if len(self._leases) >= self.max_clients:
-                self._leases.clear()
-            lease = self._leases[client_id] = Lease()
-        month = keys.month_period(now or datetime.now(UTC))
         want = lease_size(plan.rate_per_second, plan.burst, self.lease_fraction)
-        try:
-            granted, wait_ms, plain, packed, override = await self._admit(
-                keys=[keys.rate(client_id), keys.usage(client_id, month), keys.budget(client_id)],
-                args=[repr(float(plan.rate_per_second)), plan.burst, want],
-            )
-        except UNREACHABLE:
-            log.warning("admission checks skipped: Redis unreachable")
-            return
+        granted, wait_ms, left, plain, packed, override = await self._admit(
+            keys=self._keys(client_id, month),
+            args=[repr(float(plan.rate_per_second)), plan.burst, want, "read"],
+        )
         clock = time.monotonic()
         lease.spent = from_pico(spent_pusd(plain, packed))
         lease.budget = budget_for(plan, override or None)
         lease.budget_until = clock + self.quota_ttl_s
-        lease.tokens = max(0, int(granted) - 1)
-        lease.tokens_until = clock + self.lease_ttl_s
+        self._got_tokens(lease, plan, int(granted), int(left), clock)
         lease.check_budget()
         if int(granted) == 0:
-            raise RateLimitExceeded(int(wait_ms) / 1000.0)
+            raise RateLimitExceeded(int(wait_ms) / 1000.0, **_policy(plan))
+
+    def _keys(self, client_id: str, month: str) -> list[str]:
+        return [
+            keys.rate(client_id),
+            keys.usage(client_id, month),
+            keys.budget(client_id),
+            keys.budget_leases(client_id, month),
+            keys.lease_deadlines(client_id, month),
+        ]
+
+    def _got_tokens(self, lease: Lease, plan: Plan, granted: int, left: int, clock: float) -> None:
+        if left < 0:  # the bucket was not asked
+            return
+        lease.tokens = max(0, granted - 1)
+        lease.tokens_until = clock + self.lease_ttl_s
+        lease.bucket_left, lease.bucket_at = left, clock
+
+    async def _admit_capped(
+        self,
+        client_id: str,
+        plan: Plan,
+        lease: Lease,
+        month: str,
+        max_cost: Decimal,
+        hold_s: float,
+    ) -> Reservation | None:
+        need = to_pico(max_cost)
+        hold = hold_s + self.settle_grace_s  # the lease must outlive the run and its record
+        token = lease.take(time.monotonic())
+        while True:
+            clock = time.monotonic()
+            if lease.unlimited_until > clock:
+                if token:
+                    return None
+            else:
+                held = lease.slice
+                fits = held is not None and held.month == month and held.usable(need, clock + hold)
+                if token and fits:
+                    assert held is not None
+                    return held.reserve(client_id, need)
+            if lease.syncing is None:
+                break
+            await asyncio.shield(lease.syncing)  # one call per client at a time: wait for it
+            token = token or lease.take(time.monotonic())
+        return await self._sync(client_id, plan, lease, month, need, hold, token)
+
+    async def _sync(
+        self,
+        client_id: str,
+        plan: Plan,
+        lease: Lease,
+        month: str,
+        need: int,
+        hold: float,
+        token: bool,
+    ) -> Reservation | None:
+        """Replace this process's budget lease (and take tokens unless ``token``): one call."""
+        held = lease.slice
+        if held is None or held.month != month:
+            held = lease.slice = BudgetLease(month)
+        clock = time.monotonic()
+        # Locally the lease ends after ttl; in Redis 1 s later (clocks and round trips).
+        ttl = max(self.budget_lease_ttl_s + hold, held.expires - clock)
+        want_tokens = (
+            0 if token else lease_size(plan.rate_per_second, plan.burst, self.lease_fraction)
+        )
+        want = max(need, 1) * self.budget_lease_runs
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lease.syncing = done
+        keep = held.begin_sync()
+        try:
+            reply = await self._admit(
+                keys=self._keys(client_id, month),
+                args=[
+                    repr(float(plan.rate_per_second)),
+                    plan.burst,
+                    want_tokens,
+                    "lease",
+                    self.lease_id,
+                    _budget_arg(plan),
+                    keep,
+                    need,
+                    want,
+                    math.ceil((ttl + 1.0) * 1000),
+                    repr(self.budget_lease_share),
+                ],
+            )
+        except BaseException:
+            held.end_sync(0, held.expires)  # the old free part may be gone: never reuse it
+            raise
+        finally:
+            lease.syncing = None
+            done.set_result(None)
+        granted, wait_ms, left, free, avail = (int(x) for x in reply[:5])
+        clock_after = time.monotonic()
+        if want_tokens:
+            self._got_tokens(lease, plan, granted, left, clock_after)
+        if free < 0:  # no budget: nothing leased
+            lease.slice = None
+            lease.unlimited_until = clock_after + self.quota_ttl_s
+            reservation = None
+        else:
+            lease.unlimited_until = 0.0
+            held.end_sync(free, clock + ttl)
+            if avail <= 0 or avail < need:
+                remaining = format_usd(from_pico(max(0, avail)))
+                raise QuotaExceeded(
+                    f"monthly budget: {remaining} USD left, this run may cost up to "
+                    f"{format_usd(from_pico(need))} USD",
+                    remaining=remaining,
+                )
+            reservation = held.reserve(client_id, need)
+        if want_tokens and granted == 0:
+            if reservation is not None:
+                reservation.release()
+            raise RateLimitExceeded(wait_ms / 1000.0, **_policy(plan))
+        return reservation

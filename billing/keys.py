@@ -9,28 +9,59 @@ Layout (see ``billing/usage.py`` for the hash fields)::
     usage:{<client>}:<YYYY-MM-DD>    hash   daily counters
     usage:{<client>}:<YYYY-MM>       hash   monthly counters
     exec:{<client>}:<executionId>    string body hash + "\\n" + stored response, 24 h
-    ledger:{<client>}                stream one entry per recorded execution
+    ledger:{<client>}                stream one entry per recorded execution or correction
+    ledgerid:{<client>}              hash   execution ID -> ledger entry ID (trimmed with it)
+    reconcile:last                   hash   the last reconciliation's result (global)
     budget:{<client>}                hash   per-client overrides (field "monthly")
+    budget:{<client>}:<YYYY-MM>      hash   budget leases: "leased" total + one field per lease
+    leases:{<client>}:<YYYY-MM>      zset   lease ID -> deadline (server ms), swept by admit.lua
     rate:{<client>}                  hash   token bucket state
     key:<sha256 hex>                 hash   API key: client, plan, created, revoked
     tmp:{<client>}:rollup            hash   scratch of the rollup script (deleted by it)
+    webhook:{<client>}               hash   webhook endpoint: url, secret, created_ms, thresholds
+    alerts:{<client>}:<YYYY-MM>      hash   budget alert thresholds fired this month
+    outbox                           stream webhook deliveries (consumer group "webhooks")
+    {outbox}:retry                   zset   deliveries waiting for their next attempt (due ms)
+    {outbox}:deadletter              stream deliveries that ran out of attempts
+    {outbox}:dedup:<client>:<sha>    string delivery ID of an idempotency key, 7 days
+    jobs                             stream async executions to run (consumer group "runners")
+    jobs:{<client>}                  zset   the client's unfinished async executions (by ms)
+    job:{<client>}:<executionId>     hash   one async execution: status, request, response
+    batch:{<client>}:<batchId>       hash   one async batch: item IDs, items left, callback
+
+The outbox keys share the hash slot of ``outbox`` (``{outbox}`` hashes the same text), so
+moving a delivery between them is one atomic script on a Redis Cluster too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, datetime
 
 __all__ = [
+    "DEADLETTER",
+    "JOBS",
+    "LEDGER_SCAN_PATTERN",
+    "OUTBOX",
+    "OUTBOX_RETRY",
+    "RECONCILE_LAST",
     "USAGE_SCAN_PATTERN",
+    "alerts",
     "api_key",
+    "batch",
     "budget",
+    "client_of_ledger_key",
     "client_of_usage_key",
     "day_period",
     "execution",
+    "job",
+    "jobs_of",
     "kv_usage",
     "ledger",
+    "ledger_index",
     "month_period",
+    "outbox_dedup",
     "parse_kv_usage",
     "parse_period",
     "parse_usage_key",
@@ -39,6 +70,7 @@ __all__ = [
     "usage",
     "usage_pattern",
     "validate_client_id",
+    "webhook",
 ]
 
 # The service enforces 1-128 chars of [A-Za-z0-9._:@-]; braces would break the hash tag.
@@ -107,9 +139,46 @@ def ledger(client_id: str) -> str:
     return f"ledger:{{{validate_client_id(client_id)}}}"
 
 
+RECONCILE_LAST = "reconcile:last"
+"""Hash: the last reconciliation's result (mismatched periods, clients, periods, at_ms)."""
+
+LEDGER_SCAN_PATTERN = "ledger:{*}"
+"""SCAN ``MATCH`` pattern of every ledger stream."""
+
+_LEDGER_RE = re.compile(r"ledger:\{([^{}]+)\}")
+
+
+def ledger_index(client_id: str) -> str:
+    """``ledgerid:{<client>}``: execution ID -> ledger entry ID (receipts are found by it)."""
+    return f"ledgerid:{{{validate_client_id(client_id)}}}"
+
+
+def client_of_ledger_key(key: str | bytes) -> str | None:
+    """The client ID of a ``ledger:{<client>}`` key, or None if it is not one."""
+    text = key.decode() if isinstance(key, bytes) else key
+    m = _LEDGER_RE.fullmatch(text)
+    if m is None or not _CLIENT_RE.fullmatch(m.group(1)):
+        return None
+    return m.group(1)
+
+
 def budget(client_id: str) -> str:
     """``budget:{<client>}``: per-client overrides of the plan's budget."""
     return f"budget:{{{validate_client_id(client_id)}}}"
+
+
+def budget_leases(client_id: str, month: str) -> str:
+    """``budget:{<client>}:<YYYY-MM>``: the month's outstanding budget leases (pico-USD)."""
+    if not _MONTH_RE.fullmatch(month):
+        raise ValueError(f"invalid month {month!r}: expected YYYY-MM")
+    return f"budget:{{{validate_client_id(client_id)}}}:{month}"
+
+
+def lease_deadlines(client_id: str, month: str) -> str:
+    """``leases:{<client>}:<YYYY-MM>``: when each budget lease of the month expires."""
+    if not _MONTH_RE.fullmatch(month):
+        raise ValueError(f"invalid month {month!r}: expected YYYY-MM")
+    return f"leases:{{{validate_client_id(client_id)}}}:{month}"
 
 
 def rate(client_id: str) -> str:
@@ -120,6 +189,53 @@ def rate(client_id: str) -> str:
 def rollup_scratch(client_id: str) -> str:
     """``tmp:{<client>}:rollup``: scratch space of the monthly recompute script."""
     return f"tmp:{{{validate_client_id(client_id)}}}:rollup"
+
+
+OUTBOX = "outbox"
+"""The stream of webhook deliveries waiting for their next attempt now."""
+
+OUTBOX_RETRY = "{outbox}:retry"
+"""Sorted set of deliveries waiting for a later attempt (score: due Unix ms)."""
+
+DEADLETTER = "{outbox}:deadletter"
+"""The stream of deliveries that ran out of attempts (kept for admins)."""
+
+
+def outbox_dedup(client_id: str, key: str) -> str:
+    """``{outbox}:dedup:<client>:<sha256 of key>``: a delivery's idempotency key."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{{outbox}}:dedup:{validate_client_id(client_id)}:{digest}"
+
+
+def webhook(client_id: str) -> str:
+    """``webhook:{<client>}``: the client's webhook endpoint, secret and alert thresholds."""
+    return f"webhook:{{{validate_client_id(client_id)}}}"
+
+
+def alerts(client_id: str, month: str) -> str:
+    """``alerts:{<client>}:<YYYY-MM>``: which budget alert thresholds fired this month."""
+    if not _MONTH_RE.fullmatch(month):
+        raise ValueError(f"invalid month {month!r}: expected YYYY-MM")
+    return f"alerts:{{{validate_client_id(client_id)}}}:{month}"
+
+
+JOBS = "jobs"
+"""The stream of async executions waiting for (or held by) a runner."""
+
+
+def jobs_of(client_id: str) -> str:
+    """``jobs:{<client>}``: the client's queued or running async executions (score: ms)."""
+    return f"jobs:{{{validate_client_id(client_id)}}}"
+
+
+def job(client_id: str, execution_id: str) -> str:
+    """``job:{<client>}:<executionId>``: one async execution's state and response."""
+    return f"job:{{{validate_client_id(client_id)}}}:{_validate_execution_id(execution_id)}"
+
+
+def batch(client_id: str, batch_id: str) -> str:
+    """``batch:{<client>}:<batchId>``: one async batch (its items and how many are left)."""
+    return f"batch:{{{validate_client_id(client_id)}}}:{_validate_execution_id(batch_id)}"
 
 
 def api_key(sha256_hex: str) -> str:

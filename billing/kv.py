@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from billing import keys
-from billing.kvformat import MAX_PAIRS, chunk, parse_file, record_to_pair, render_file
+from billing.kvformat import MAX_FILE_BYTES, MAX_PAIRS, paginate, parse_file, record_to_pair
 from billing.records import StoredRecord, fetch_records, scan_usage_keys
 from billing.scripts import AnyRedis, register
 
@@ -30,12 +30,17 @@ class ImportSummary:
 
 
 async def export_pages(
-    redis: AnyRedis, client_id: str | None = None, *, max_pairs: int = MAX_PAIRS
+    redis: AnyRedis,
+    client_id: str | None = None,
+    *,
+    max_pairs: int = MAX_PAIRS,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> list[bytes]:
-    """Every usage record (of one client, or all) as bulk files of <= ``max_pairs`` pairs."""
+    """Every usage record (of one client, or all) as bulk files of <= ``max_pairs`` pairs and
+    <= ``max_bytes`` bytes."""
     names = await scan_usage_keys(redis, client_id)
     records = await fetch_records(redis, names, with_ttl=True)
-    return [render_file(page) for page in chunk([record_to_pair(r) for r in records], max_pairs)]
+    return paginate((record_to_pair(r) for r in records), max_pairs, max_bytes)
 
 
 async def export_to_dir(
@@ -69,6 +74,10 @@ async def import_records(redis: AnyRedis, records: list[StoredRecord]) -> Import
     return ImportSummary(written=written, skipped=len(records) - written)
 
 
-async def import_file(redis: AnyRedis, path: Path) -> ImportSummary:
-    """Parse a bulk file (all of it, before writing anything) and merge it."""
-    return await import_records(redis, parse_file(path.read_bytes(), str(path)))
+async def import_file(
+    redis: AnyRedis, path: Path, *, key_list: Path | None = None
+) -> ImportSummary:
+    """Parse a bulk file or ``wrangler kv bulk get`` output (all of it, before writing
+    anything) and merge it; ``key_list``: the ``wrangler kv key list`` output it came from."""
+    listing = key_list.read_bytes() if key_list is not None else None
+    return await import_records(redis, parse_file(path.read_bytes(), str(path), key_list=listing))

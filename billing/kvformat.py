@@ -2,22 +2,39 @@
 
 A file is what ``wrangler kv bulk put`` reads: a JSON array of
 ``{"key", "value", "expiration_ttl"?, "metadata"?, "base64"?}``, string values, at most
-:data:`MAX_PAIRS` pairs, keys at most :data:`MAX_KEY_BYTES` bytes. A usage record becomes::
+:data:`MAX_PAIRS` pairs and :data:`MAX_FILE_BYTES` bytes (Cloudflare takes 100 MB), keys at
+most :data:`MAX_KEY_BYTES` bytes. A usage record becomes::
 
     key       usage:<clientId>:<YYYY-MM-DD|YYYY-MM>     (no hash-tag braces)
     value     JSON text of the contract's {"executions","errors","cpuMs","wallMs","fuel",
               "memoryMb","computeUnits","cost","updatedAt"} (cost an exact decimal string)
     metadata  {"codexec": 1, "billedCpuNs", "cpuUs", "wallUs", "memBytes", "costPusd",
-               "updatedMs"}: the exact integers, so codexec -> KV -> codexec is lossless
-    expiration_ttl  the record's remaining TTL in seconds (>= 60), when it has one
+               "updatedMs", "ttlS"?}: the exact integers and the record's remaining TTL in
+               Redis, so codexec -> KV -> codexec is lossless
 
-A pair without codexec metadata (written by the Worker) is converted from its value: cpuMs is
-both billed and measured CPU, memoryMb x 2**20 gives bytes, cost is rounded to pico-USD.
+No ``expiration_ttl`` is written: billing records must not silently expire in KV (codexec's
+own retention of daily records travels in ``ttlS`` instead). A pair without codexec metadata
+(written by the Worker) is converted from its value: cpuMs is both billed and measured CPU,
+memoryMb x 2**20 gives bytes, cost is rounded to pico-USD; its ``expiration_ttl`` (or
+``expiration``, Unix seconds) is kept as the record's TTL.
+
+Import also reads what wrangler prints (:func:`parse_file`):
+
+- ``wrangler kv bulk get KEYS.json`` output: a JSON object ``{key: value}`` where a value is
+  the text, ``{"value": text, "metadata"?: {...}}`` (``--local``), already-parsed JSON, or
+  null for a missing key (skipped); wrangler's ``Success!`` line after it (and a banner
+  before it) are ignored. Without metadata the exact integers are rebuilt from the value;
+  pass the key listing too (``key_list``) to restore them and the expirations exactly.
+- ``wrangler kv key list`` output (``[{"name", "expiration"?, "metadata"?}]``) has no values:
+  alone it is refused with a message saying to fetch the values with ``wrangler kv bulk get``
+  (the listing is the input that command takes) and import its output.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -33,19 +50,21 @@ from billing.records import StoredRecord
 from billing.totals import UsageTotals, contract_value
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "MAX_KEY_BYTES",
     "MAX_PAIRS",
-    "MIN_TTL_S",
     "chunk",
+    "paginate",
     "pair_to_record",
     "parse_file",
+    "parse_key_list",
     "record_to_pair",
     "render_file",
 ]
 
 MAX_PAIRS = 10_000
 MAX_KEY_BYTES = 512
-MIN_TTL_S = 60  # Cloudflare refuses shorter expiration_ttl values
+MAX_FILE_BYTES = 50 * 1024 * 1024  # half of what Cloudflare's bulk write accepts (100 MB)
 
 _VALUE_FIELDS = ("executions", "errors", "cpuMs", "wallMs", "fuel", "memoryMb",
                  "computeUnits", "cost", "updatedAt")  # fmt: skip
@@ -71,7 +90,7 @@ def record_to_pair(record: StoredRecord) -> dict[str, Any]:
         },
     }
     if record.ttl_s > 0:
-        pair["expiration_ttl"] = max(record.ttl_s, MIN_TTL_S)
+        pair["metadata"]["ttlS"] = record.ttl_s
     return pair
 
 
@@ -101,8 +120,10 @@ def _updated_ms(text: Any, where: str) -> int:
     return round(at.timestamp() * 1000)
 
 
-def pair_to_record(pair: Any, where: str = "pair") -> StoredRecord:
-    """The record a KV bulk pair describes; :class:`FormatError` naming ``where`` if invalid."""
+def pair_to_record(pair: Any, where: str = "pair", now: float | None = None) -> StoredRecord:
+    """The record a KV bulk pair describes; :class:`FormatError` naming ``where`` if invalid.
+
+    ``now`` (Unix seconds, default the clock) turns an absolute ``expiration`` into a TTL."""
     if not isinstance(pair, dict) or not isinstance(pair.get("key"), str):
         raise FormatError(f"{where}: expected an object with a string 'key'")
     key: str = pair["key"]
@@ -154,10 +175,19 @@ def pair_to_record(pair: Any, where: str = "pair") -> StoredRecord:
             cost_pusd=to_pico(cost),
             updated_ms=_updated_ms(value.get("updatedAt"), where),
         )
-    ttl = pair.get("expiration_ttl")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0):
-        raise FormatError(f"{where}: 'expiration_ttl' must be a non-negative integer")
-    return StoredRecord(client, period, totals, ttl or 0)
+    return StoredRecord(client, period, totals, _ttl(pair, meta, where, now))
+
+
+def _ttl(pair: dict[str, Any], meta: Any, where: str, now: float | None) -> int:
+    """The record's TTL: codexec's ``ttlS``, else ``expiration_ttl``, else ``expiration``."""
+    if isinstance(meta, dict) and meta.get("codexec") == 1 and "ttlS" in meta:
+        return _int(meta, "ttlS", where)
+    if pair.get("expiration_ttl") is not None:
+        return _int(pair, "expiration_ttl", where)
+    if pair.get("expiration") is not None:
+        expires = _int(pair, "expiration", where)
+        return max(1, expires - int(time.time() if now is None else now))
+    return 0
 
 
 def chunk(
@@ -169,19 +199,118 @@ def chunk(
     return [list(pairs[i : i + max_pairs]) for i in range(0, len(pairs), max_pairs)]
 
 
+def paginate(
+    pairs: Iterable[dict[str, Any]],
+    max_pairs: int = MAX_PAIRS,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> list[bytes]:
+    """Rendered bulk files of at most ``max_pairs`` pairs and ``max_bytes`` bytes each."""
+    if not 1 <= max_pairs <= MAX_PAIRS:
+        raise ValueError(f"max_pairs must be 1..{MAX_PAIRS}")
+    files: list[bytes] = []
+    page: list[bytes] = []
+    size = 2  # the brackets
+    for pair in pairs:
+        item = orjson.dumps(pair)
+        if len(item) + 2 > max_bytes:
+            raise FormatError(f"one KV pair is larger than {max_bytes} bytes: {pair['key']}")
+        if page and (len(page) == max_pairs or size + len(item) + 1 > max_bytes):
+            files.append(b"[" + b",".join(page) + b"]")
+            page, size = [], 2
+        page.append(item)
+        size += len(item) + (1 if len(page) > 1 else 0)
+    if page:
+        files.append(b"[" + b",".join(page) + b"]")
+    return files
+
+
 def render_file(pairs: Iterable[dict[str, Any]]) -> bytes:
     """The JSON text of one bulk file."""
     return orjson.dumps(list(pairs))
 
 
-def parse_file(data: bytes | str, source: str = "file") -> list[StoredRecord]:
-    """Every record of a bulk file; :class:`FormatError` naming the file and pair on error."""
+def _load(data: bytes | str, source: str) -> Any:
+    """The JSON document of a file; wrangler's banner lines before it and its ``Success!``
+    line after it are ignored."""
     try:
-        doc = orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise FormatError(f"{source}: not JSON: {exc}") from None
-    if not isinstance(doc, list):
-        raise FormatError(f"{source}: a KV bulk file is a JSON array")
+        error = exc
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line[:1] in ("[", "{")), None)
+    if start is not None:
+        try:
+            doc, end = json.JSONDecoder().raw_decode("\n".join(lines[start:]))
+        except (ValueError, RecursionError):
+            pass
+        else:
+            rest = "\n".join(lines[start:])[end:].split()
+            if all(word.strip("✨ ") in ("", "Success!", "Success") for word in rest):
+                return doc
+    raise FormatError(f"{source}: not JSON: {error}") from None
+
+
+def _is_key_list(doc: list[Any]) -> bool:
+    return bool(doc) and all(
+        isinstance(p, dict) and isinstance(p.get("name"), str) and "key" not in p for p in doc
+    )
+
+
+def parse_key_list(data: bytes | str, source: str = "file") -> dict[str, dict[str, Any]]:
+    """``wrangler kv key list`` output: name -> ``{"expiration"?, "metadata"?}``."""
+    doc = _load(data, source)
+    if not isinstance(doc, list) or (doc and not _is_key_list(doc)):
+        raise FormatError(f'{source}: a key listing is a JSON array of {{"name", ...}}')
+    return {p["name"]: p for p in doc}
+
+
+def _bulk_get_pairs(
+    doc: dict[str, Any], listing: dict[str, dict[str, Any]], source: str
+) -> list[dict[str, Any]]:
+    pairs: list[dict[str, Any]] = []
+    for key, raw in doc.items():
+        item = raw
+        if isinstance(raw, dict) and "value" in raw and set(raw) <= {"value", "metadata"}:
+            item = raw["value"]
+        if item is None:  # the key was not found when wrangler read it
+            continue
+        value = item if isinstance(item, str) else orjson.dumps(item).decode()
+        pair: dict[str, Any] = {"key": key, "value": value}
+        listed = listing.get(key, {})
+        metadata = raw.get("metadata") if isinstance(raw, dict) else None
+        if metadata is None:
+            metadata = listed.get("metadata")
+        if metadata is not None:
+            pair["metadata"] = metadata
+        if listed.get("expiration") is not None:
+            pair["expiration"] = listed["expiration"]
+        pairs.append(pair)
+    return pairs
+
+
+def parse_file(
+    data: bytes | str,
+    source: str = "file",
+    *,
+    key_list: bytes | str | None = None,
+    now: float | None = None,
+) -> list[StoredRecord]:
+    """Every record of a bulk file or of ``wrangler kv bulk get`` output (module docstring);
+    :class:`FormatError` naming the file and pair on error. ``key_list``: the ``wrangler kv
+    key list`` output the values were fetched with (metadata and expirations)."""
+    doc = _load(data, source)
+    listing = parse_key_list(key_list, "key list") if key_list is not None else {}
+    if isinstance(doc, dict):
+        doc = _bulk_get_pairs(doc, listing, source)
+    elif not isinstance(doc, list):
+        raise FormatError(f"{source}: a KV bulk file is a JSON array (or wrangler's bulk get)")
+    elif _is_key_list(doc):
+        raise FormatError(
+            f"{source}: this is a key listing (wrangler kv key list) without values: fetch them "
+            f"with `wrangler kv bulk get {source} ...` and import that output (with "
+            "--keys " + source + " to keep metadata and expirations)"
+        )
     if len(doc) > MAX_PAIRS:
         raise FormatError(f"{source}: more than {MAX_PAIRS} pairs")
-    return [pair_to_record(p, f"{source}[{i}]") for i, p in enumerate(doc)]
+    return [pair_to_record(p, f"{source}[{i}]", now) for i, p in enumerate(doc)]

@@ -9,9 +9,15 @@ For every client with usage records, with ``cutoff = today - retention_days`` (U
    in the packed layout; months partly past the cutoff are left as they are (their days are
    gone).
 2. **Expire daily records** of days before the cutoff (DEL). Monthly records are kept.
-3. **Trim the ledger** stream to entries at or after the cutoff (``XTRIM MINID ~``).
+3. **Trim the ledger** stream by time: entries whose stream ID is older than the cutoff
+   (less :data:`~billing.ledger.SKEW_MS`) go, with their ``ledgerid:{client}`` index
+   fields, ``lua/trim.lua`` removing at most :data:`TRIM_BATCH` entries per call. The
+   record script does not trim (an optional MAXLEN cap aside), so between two runs a
+   stream grows by what the client records in that time: bounded by the retention plus
+   the job's period (6 h by default); each run's work is proportional to what expired.
 
-Running it twice in a row changes nothing the second time.
+Running it twice in a row changes nothing the second time. The service's maintenance job
+runs :func:`billing.reconcile.reconcile` after it.
 """
 
 from __future__ import annotations
@@ -22,10 +28,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from billing import keys
+from billing.ledger import SKEW_MS, ledger_clients
 from billing.records import scan_usage_keys
 from billing.scripts import AnyRedis, register
 
-__all__ = ["RollupSummary", "rollup"]
+__all__ = ["TRIM_BATCH", "RollupSummary", "rollup", "trim_ledger"]
+
+TRIM_BATCH = 1000
+"""Ledger entries removed per trim script call (keeps each call short)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,18 @@ def _days_of(month: str) -> list[str]:
     first = keys.parse_period(month)
     n = calendar.monthrange(first.year, first.month)[1]
     return [keys.day_period(first + timedelta(days=i)) for i in range(n)]
+
+
+async def trim_ledger(redis: AnyRedis, client_id: str, cutoff_ms: int) -> int:
+    """Remove a client's ledger entries older than ``cutoff_ms`` (and their index fields)."""
+    script = register(redis, "trim")
+    names = [keys.ledger(client_id), keys.ledger_index(client_id)]
+    removed = 0
+    while True:
+        n = int(await script(keys=names, args=[cutoff_ms, TRIM_BATCH]))
+        removed += n
+        if n < TRIM_BATCH:
+            return removed
 
 
 async def rollup(
@@ -79,8 +101,7 @@ async def rollup(
         old = [keys.usage(client, d) for d in sorted(days) if keys.parse_period(d) < cutoff]
         for name in old:  # one key per call: no cross-slot multi-key DEL on a cluster
             expired += int(await redis.delete(name))
-    for client in sorted(clients):
-        trimmed += int(
-            await redis.xtrim(keys.ledger(client), minid=str(cutoff_ms), approximate=False)
-        )
+    async for client in ledger_clients(redis):
+        clients.add(client)
+        trimmed += await trim_ledger(redis, client, cutoff_ms - SKEW_MS)
     return RollupSummary(len(clients), recomputed, changed, expired, trimmed)

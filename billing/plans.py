@@ -9,8 +9,9 @@ File format (``plans.default.json`` is the packaged default, modelled on the con
                          "monthly_budget": "10", "rate_per_second": 5, "burst": 10}}}
 
 Prices and budgets are decimal strings (numbers are accepted, read via their text);
-``monthly_budget: null`` means unlimited. Any error raises :class:`FormatError` naming the
-file and the field.
+``monthly_budget: null`` means unlimited; ``max_concurrency`` (optional) bounds one
+client's runs in flight per process so that others keep being served. Any error raises
+:class:`FormatError` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from billing.errors import FormatError, UnknownPlan
 
@@ -46,6 +47,17 @@ class Plan(BaseModel):
     monthly_budget: _Money | None = None
     rate_per_second: float = Field(gt=0)
     burst: int = Field(ge=1)
+    max_concurrency: int | None = Field(None, ge=1)
+    """Runs of one client in flight (running or queued) per process; None: the service's
+    ``CODEXEC_CLIENT_SHARE`` of its capacity."""
+    alert_thresholds: tuple[Annotated[int, Field(ge=1, le=100)], ...] = (50, 80, 100)
+    """Percentages of ``monthly_budget`` at which a ``budget.threshold`` webhook is sent (once
+    a month each; see billing/alerts.py)."""
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _sorted_thresholds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(sorted(set(value)))
 
 
 class _PlansFile(BaseModel):

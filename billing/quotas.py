@@ -1,27 +1,30 @@
-"""Monthly budgets: the cheap check before a run (one round trip) and per-client overrides.
+"""Monthly budgets: reading them, per-client overrides, and what an amount of money buys.
 
 The budget of a client is its plan's ``monthly_budget`` unless ``budget:{client}`` holds an
 override in its ``monthly`` field (pico-USD, or ``none`` for unlimited). Spending is the
-``cost_pusd`` of the client's monthly usage record, so the check sees every recorded
-execution; an execution already running when the budget runs out is still billed (the check
-is before a run, not a reservation). While Redis is unreachable the check lets runs through
-(their records are spooled and billed later).
+``cost_pusd`` of the client's monthly usage record. The service enforces budgets with
+reservations (hard caps, :mod:`billing.gate`); :meth:`Quotas.check` is the plain reading
+(an execution already running when the budget runs out is still billed). While Redis is
+unreachable the check lets runs through (their records are spooled and billed later).
+
+:func:`fuel_for_cost` turns a request's ``maxCost`` into a fuel cap.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal, localcontext
 
 from billing import keys
 from billing.errors import QuotaExceeded
-from billing.money import format_usd, from_pico, to_pico
+from billing.money import EXACT, format_usd, from_pico, to_pico
 from billing.plans import Plan, Plans
+from billing.pricing import FUEL_PER_CPU_MS, peak_mb, price
 from billing.scripts import UNREACHABLE, AnyRedis, register
 from billing.totals import spent_pusd
 
-__all__ = ["Quotas", "budget_for", "ensure_within"]
+__all__ = ["Quotas", "budget_for", "ensure_within", "fuel_for_cost"]
 
 log = logging.getLogger("codexec.billing.quotas")
 
@@ -41,6 +44,26 @@ def ensure_within(budget: Decimal | None, spent: Decimal) -> None:
     """Raise :class:`QuotaExceeded` when ``spent`` has reached ``budget`` (None: unlimited)."""
     if budget is not None and spent >= budget:
         raise QuotaExceeded(f"monthly budget of {format_usd(budget)} USD is spent", remaining="0")
+
+
+def fuel_for_cost(plan: Plan, max_cost: Decimal, memory_bytes: int) -> int | None:
+    """The most fuel a run may burn so that it costs at most ``max_cost`` under ``plan``
+    with a peak of up to ``memory_bytes``: what is left after the per-execution and memory
+    price lines buys CPU at the plan's price. None when the CPU is free (no cap from money);
+    0 when ``max_cost`` does not even cover the other lines.
+    """
+    with localcontext(EXACT):
+        cpu_money = max_cost - plan.price_per_execution - peak_mb(memory_bytes) * plan.price_per_mb
+        if cpu_money < 0:
+            return 0
+        if plan.price_per_cpu_second == 0:
+            return None
+        fuel_exact = cpu_money / plan.price_per_cpu_second * 1000 * FUEL_PER_CPU_MS
+        fuel = int(fuel_exact.to_integral_value(rounding=ROUND_FLOOR))
+    # billed CPU is rounded to the nanosecond: step back while that rounding tips it over
+    while fuel > 0 and price(plan, fuel, memory_bytes).cost > max_cost:
+        fuel -= 1
+    return fuel
 
 
 class Quotas:

@@ -7,7 +7,10 @@
    stored answer and changes nothing else (a retry is billed once);
 2. adds the execution to ``usage:{client}:<day>`` and ``usage:{client}:<month>`` (exact
    integers in the hash's packed field, see :mod:`billing.totals`);
-3. appends an entry to ``ledger:{client}`` (XADD, ``MAXLEN ~``).
+3. appends an entry to ``ledger:{client}`` (XADD) holding the counters and the receipt
+   facts (:mod:`billing.receipt_facts`), and maps the execution ID to the entry's stream ID
+   in ``ledgerid:{client}`` (how a receipt is found; both are trimmed together by the
+   maintenance job, :mod:`billing.maintenance`).
 
 Concurrent calls share round trips (:class:`~billing.batching.ScriptBatcher`): a call made
 while another record is in flight is queued and sent with the others in one pipeline; each
@@ -57,7 +60,7 @@ class RecordOutcome:
     stored: StoredExecution | None
 
 
-_HEADER = struct.Struct(">II9QBB")  # ARGV[1] of lua/record.lua starts with this
+_HEADER = struct.Struct(">II9QBBH")  # ARGV[1] of lua/record.lua starts with this
 _KEY_CACHE_SIZE = 4096
 
 
@@ -85,7 +88,7 @@ class UsageStore:
         spool: Spool,
         *,
         idempotency_ttl_s: int = 86_400,
-        ledger_maxlen: int = 100_000,
+        ledger_maxlen: int = 0,
         max_in_flight: int = 2,
     ) -> None:
         if not 0 < idempotency_ttl_s < 1 << 32 or not 0 <= ledger_maxlen < 1 << 32:
@@ -95,8 +98,8 @@ class UsageStore:
         self.idempotency_ttl_s = idempotency_ttl_s
         self.ledger_maxlen = ledger_maxlen
         self._record = ScriptBatcher(redis, lua_source("record"), max_in_flight=max_in_flight)
-        # (client, UTC day number) -> (day key, month key, ledger key), validated once
-        self._keys: dict[tuple[str, int], tuple[str, str, str]] = {}
+        # (client, UTC day number) -> (day, month, ledger, ledger index keys), validated once
+        self._keys: dict[tuple[str, int], tuple[str, str, str, str]] = {}
 
     async def lookup(self, client_id: str, execution_id: str) -> StoredExecution | None:
         """The stored answer for an execution ID, or None (also None while Redis is down)."""
@@ -150,19 +153,26 @@ class UsageStore:
                 keys.usage(client, keys.day_period(at)),
                 keys.usage(client, keys.month_period(at)),
                 keys.ledger(client),
+                keys.ledger_index(client),
             )
         execution_id = rec.execution_id.encode()
         plan = rec.plan.encode()
         if len(plan) > 255:
             raise ValueError("plan names are at most 255 bytes")
+        facts = b"" if rec.receipt is None else rec.receipt.pack()
         header = _HEADER.pack(
-            self.idempotency_ttl_s, self.ledger_maxlen, *inc, len(execution_id), len(plan)
+            self.idempotency_ttl_s,
+            self.ledger_maxlen,
+            *inc,
+            len(execution_id),
+            len(plan),
+            len(facts),
         )
         return (
-            4,
+            5,
             keys.execution(client, rec.execution_id),
             *found,
-            b"".join((header, execution_id, plan, body_hash.encode(), b"\n", response)),
+            b"".join((header, execution_id, plan, facts, body_hash.encode(), b"\n", response)),
         )
 
     async def _write(

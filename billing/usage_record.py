@@ -10,6 +10,7 @@ from typing import Any
 from billing.money import EXACT
 from billing.plans import Plan
 from billing.pricing import Charge, price
+from billing.receipt_facts import ReceiptFacts
 from billing.totals import UsageTotals
 
 __all__ = ["DAY_MS", "EPOCH", "UsageRecord", "epoch_ms", "increments_of"]
@@ -20,7 +21,11 @@ DAY_MS = 86_400_000
 
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
-    """One finished execution, as billing sees it (``at`` is a UTC datetime)."""
+    """One finished execution, as billing sees it (``at`` is a UTC datetime).
+
+    ``receipt`` holds what the execution's receipt needs beyond the counters (code and
+    context hashes, engine, limits, seed, prices); it goes into the ledger entry.
+    """
 
     client_id: str
     execution_id: str
@@ -32,6 +37,7 @@ class UsageRecord:
     peak_memory_bytes: int
     error: bool
     charge: Charge
+    receipt: ReceiptFacts | None = None
 
     @classmethod
     def priced(
@@ -46,6 +52,7 @@ class UsageRecord:
         wall_ms: float,
         peak_memory_bytes: int,
         error: bool = False,
+        receipt: ReceiptFacts | None = None,
     ) -> UsageRecord:
         """A record whose charge is :func:`~billing.pricing.price` under ``plan``."""
         return cls(
@@ -59,6 +66,7 @@ class UsageRecord:
             peak_memory_bytes=peak_memory_bytes,
             error=error,
             charge=price(plan, fuel, peak_memory_bytes),
+            receipt=receipt,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -76,6 +84,7 @@ class UsageRecord:
             "billed_cpu_ms": str(self.charge.billed_cpu_ms),
             "compute_units": str(self.charge.compute_units),
             "cost": str(self.charge.cost),
+            "receipt": None if self.receipt is None else self.receipt.pack().hex(),
         }
 
     @classmethod
@@ -84,6 +93,7 @@ class UsageRecord:
         charge = Charge(
             Decimal(data["billed_cpu_ms"]), Decimal(data["compute_units"]), Decimal(data["cost"])
         )
+        packed = data.get("receipt")
         return cls(
             client_id=data["client_id"],
             execution_id=data["execution_id"],
@@ -95,6 +105,7 @@ class UsageRecord:
             peak_memory_bytes=int(data["peak_memory_bytes"]),
             error=bool(data["error"]),
             charge=charge,
+            receipt=None if not packed else ReceiptFacts.unpack(bytes.fromhex(packed)),
         )
 
     def increments(self) -> UsageTotals:

@@ -52,6 +52,7 @@ class Measured:
     memory: int
     seed: int
     rebuilt: bool
+    read_clock: bool = False
 
 
 def _output(lines: list[str], lim: Limits) -> tuple[tuple[str, ...], bool]:
@@ -117,4 +118,5 @@ def _result(
         peak_memory=m.memory,
         random_seed=m.seed,
         rebuilt=m.rebuilt,
+        read_clock=m.read_clock,
     )

@@ -3,10 +3,13 @@
 Everything the host relies on after user code ran is captured here, before any user code
 exists, so overriding ``JSON.stringify``, ``Array.prototype`` or ``String`` cannot change how
 results, errors and output are reported. Nothing of it has a global name: the script
-evaluates to ``[finish, caps]`` and only the host holds those two values.
+evaluates to ``[finish, caps, tick]`` and only the host holds those values. The files of
+``sandbox/js`` (modules, Worker globals, the clock flag; see ``sandbox.modules``) are part of
+the same script and scope (``source()``).
 
-Per run the host writes ``[max lines, max output units, max result units, state, logged]``
-into the ``caps`` buffer (an ``Int32Array``), evaluates ``RUN_PREFIX + code + RUN_SUFFIX`` (an async
+Per run the host writes ``[max lines, max output units, max result units, state, logged, ...]``
+(the ``CAP_*`` slots below, then a fresh random key) into the ``caps`` buffer (an
+``Int32Array``), evaluates ``RUN_PREFIX + code + RUN_SUFFIX`` (an async
 function called at once: no glue frame is on the stack while the code runs), drains the job
 queue, reads the state of the promise it got with ``JS_PromiseState`` (-1 not a promise,
 0 pending, 1 fulfilled, 2 rejected; an exception from the eval itself is state 2) and calls
@@ -33,12 +36,40 @@ the values it logs or returns are called as ``JSON.stringify``/``String`` would 
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 RUN_PREFIX = "(async function(){"
 RUN_SUFFIX = "\n})()"
 FILENAME = "<prelude>"
 CAP_STATE = 3  # index of the state slot in caps
 CAP_LOGGED = 4  # set by console.* (the host may format a primitive result itself if not)
-CAP_SLOTS = 5
+CAP_STREAM = 5  # set by the host: console.* hands each line to it too (see sandbox._stream)
+CAP_MODULES = 6  # bits of the modules require() may return (host-written, see MODULE_BITS)
+CAP_CLOCK = 7  # set when the code read a clock (Date, performance.now, timers)
+CAP_TIMERS = 8  # number of pending timers (the host then calls tick(), see execution)
+CAP_NEED_LIB = 9  # set in the plain snapshot when the code touched a stub (see modules)
+CAP_KEY = 12  # 8 slots: the run's 32-byte random key (host-written from os.urandom)
+KEY_BYTES = 32
+CAP_SLOTS = CAP_KEY + KEY_BYTES // 4
+MODULE_BITS = {"path": 1, "util": 2, "crypto": 4}
+# The files of sandbox/js, in evaluation order, inserted at /*@LIB@*/ (one shared scope):
+# the full snapshot's (modules and Worker globals) and the plain snapshot's.
+LIB_FILES = (
+    "bytes.js",
+    "hash.js",
+    "random.js",
+    "inspect.js",
+    "text.js",
+    "path.js",
+    "util.js",
+    "crypto.js",
+    "url.js",
+    "clock.js",
+    "globals.js",
+    "install.js",
+)
+PLAIN_FILES = ("clock.js", "stubs.js")
 
 PRELUDE = r"""
 (() => {
@@ -54,7 +85,10 @@ PRELUDE = r"""
   const isError = typeof Error.isError === "function" ? Error.isError : null;
   const objectToString = Object.prototype.toString;
   const bigintReplacer = (k, v) => (typeof v === "bigint" ? S(v) : v);
-  const caps = new Int32Array(5);
+  const caps = new Int32Array(CAP_SLOTS);
+  // The engine's own Date.now (one WASI clock_time_get, allocates nothing): in a streamed
+  // run the host's clock sees finish[0] set and takes the line (see sandbox._stream).
+  const hostClock = Date.now;
 
   // Stack traces while glue code runs: drop this file's frames.
   const engineHook = getDescriptor(ErrorCtor, "prepareStackTrace");
@@ -151,7 +185,9 @@ PRELUDE = r"""
       if (nLines + 1 > caps[0] || nUnits + line.length > caps[1]) stop();
       nLines++;
       nUnits += line.length;
-      lines = nLines === 1 ? stringify(line) : lines + "," + stringify(line);
+      const literal = stringify(line);  // kept to the end in both modes: same frees, same fuel
+      lines = nLines === 1 ? literal : lines + "," + literal;
+      if (caps[5] !== 0) { finish[0] = literal; hostClock(); finish[0] = null; }
     } finally { leave(); }
   };
   const console = {};
@@ -161,6 +197,19 @@ PRELUDE = r"""
   }
   defineProperty(globalThis, "console", open(console, false));
   defineProperty(globalThis, "context", open({}, false));
+  // an error created with the stack filter on (no glue frames), with Node's `code`
+  const glueError = (Ctor, message, code) => {
+    enter();
+    try {
+      const e = new Ctor(message);
+      if (code !== undefined) e.code = code;
+      return e;
+    } finally { leave(); }
+  };
+  // timers (sandbox/js/globals.js replaces tick) and how they can end a run
+  let timerFailed = false, timerError, timedOut = false;
+  let tick = function () { return -1; };
+/*@LIB@*/
 
   const describe = (e) => {
     if (e !== null && (typeof e === "object" || typeof e === "function")) {
@@ -178,6 +227,7 @@ PRELUDE = r"""
     return ["Error", message, "", e === null];
   };
 
+  const timeoutError = { name: "TimeoutError", message: "execution timed out", stack: "" };
   const report = (value) => {
     let state = caps[3], result = "null", error = noError;
     if (state === 1) {
@@ -194,6 +244,8 @@ PRELUDE = r"""
       }
       if (state === 1 && result.length > caps[2]) { state = 3; result = "null"; }
     }
+    if (timedOut) { state = 2; value = timeoutError; }
+    else if (timerFailed && state !== 2) { state = 2; value = timerError; }
     if (state === 2) { error = describe(value); result = "null"; }
     if (state === 1 && !limitHit) {
       return nLines === 0 ? okPlain + result : okHead + lines + "]\n" + result;
@@ -206,6 +258,27 @@ PRELUDE = r"""
     enter();
     try { return report(this); } finally { leave(); }
   };
-  return [finish, caps.buffer];
+  // finish[0]: the line being streamed, read by the host while hostClock() is in the host.
+  defineProperty(finish, 0, { value: null, writable: true, enumerable: false });
+  return [finish, caps.buffer, tick];
 })()
 """
+
+
+@functools.cache
+def source(full: bool = True) -> str:
+    """The whole prelude: ``PRELUDE`` with the files of ``sandbox/js`` in its scope.
+
+    ``full``: the modules and Worker globals (``LIB_FILES``), else the plain snapshot's
+    stand-ins for them (``PLAIN_FILES``).
+    """
+    folder = Path(__file__).parent / "js"
+    constants = (
+        f"  const CAP_SLOTS = {CAP_SLOTS}, CAP_LOGGED = {CAP_LOGGED}, CAP_MODULES = {CAP_MODULES},"
+        f" CAP_CLOCK = {CAP_CLOCK}, CAP_TIMERS = {CAP_TIMERS}, CAP_NEED_LIB = {CAP_NEED_LIB},"
+        f" CAP_KEY = {CAP_KEY};\n"
+    )
+    files = LIB_FILES if full else PLAIN_FILES
+    lib = "".join((folder / name).read_text("utf-8") for name in files)
+    head, tail = PRELUDE.split("/*@LIB@*/\n")
+    return head.replace('  "use strict";\n', '  "use strict";\n' + constants, 1) + lib + tail

@@ -26,7 +26,7 @@ from ctypes import c_int32, c_uint32, c_uint64
 
 import wasmtime
 
-from sandbox import _stackguard
+from sandbox import _entropy, _stackguard
 from sandbox._engine import Compiled
 from sandbox._guest import (
     TAG_BOOL,
@@ -40,7 +40,17 @@ from sandbox._guest import (
     tag,
 )
 from sandbox._outcome import OK_PLAIN, Measured, Outcome, build_result
-from sandbox._prelude import CAP_LOGGED, CAP_SLOTS, CAP_STATE, RUN_PREFIX, RUN_SUFFIX
+from sandbox._prelude import (
+    CAP_CLOCK,
+    CAP_KEY,
+    CAP_LOGGED,
+    CAP_NEED_LIB,
+    CAP_SLOTS,
+    CAP_STATE,
+    CAP_TIMERS,
+    RUN_PREFIX,
+    RUN_SUFFIX,
+)
 from sandbox.errors import InvalidContext
 from sandbox.limits import Limits
 from sandbox.result import Result
@@ -50,7 +60,8 @@ POSTMORTEM_FUEL = 200_000_000
 _PREFIX = RUN_PREFIX.encode()
 _SUFFIX = RUN_SUFFIX.encode() + b"\0"
 _CAP_MAX = 0x7FFF_FFFF
-_CAPS = struct.Struct(f"<{CAP_SLOTS}i")
+_CAPS = struct.Struct(f"<{CAP_KEY}i")  # the slots before the run's random key
+_CAPS_BYTES = 4 * CAP_SLOTS  # written per run: the packed slots, then a fresh key
 _FULFILLED = 1
 _SIMPLE = {  # finish()'s answer for these JSValue tags, by the low bit of the value
     TAG_BOOL: (OK_PLAIN + "false", OK_PLAIN + "true"),
@@ -76,6 +87,8 @@ _TRAPS = (wasmtime.Trap, wasmtime.WasmtimeError)
 
 class Instance:
     """A guest whose memory equals the template image between runs."""
+
+    streams = 0  # the caps buffer's stream flag (1 in ``_stream_instance.StreamingInstance``)
 
     def __init__(self, compiled: Compiled, template: Template, fast: bool, guest: Guest | None):
         if guest is None:
@@ -107,6 +120,11 @@ class Instance:
         self._caps_addr = base + template.caps
         self._state = c_int32.from_address(base + template.caps + 4 * CAP_STATE)
         self._logged = c_int32.from_address(base + template.caps + 4 * CAP_LOGGED)
+        self._clock = c_int32.from_address(base + template.caps + 4 * CAP_CLOCK)
+        self._timers = c_int32.from_address(base + template.caps + 4 * CAP_TIMERS)
+        self._need_lib = c_int32.from_address(base + template.caps + 4 * CAP_NEED_LIB)
+        self.needs_lib = False  # the last run touched a stand-in of the plain snapshot
+        self._run_start = 0  # perf_counter_ns at the start of the current run
         rs = template.random_state
         self._seed = c_uint64.from_address(base + rs) if rs is not None else None
         jobs = template.job_list
@@ -177,18 +195,9 @@ class Instance:
         value = self._eval(t.ctx, addr, n - 1, t.filename, 0)
         if value >> 32 == TAG_EXCEPTION:  # it did not compile (or the wrapper threw)
             return self._finish(2, self.guest.get_exception(t.ctx))
-        drain, rt, pctx, jobs = self._drain, t.rt, t.pctx, self._jobs_next
-        if jobs is None:
-            while (status := drain(rt, pctx)) != 0:
-                if status < 0:
-                    self.guest.get_exception(t.ctx)
-        else:
-            empty = t.job_list
-            while jobs.value != empty:
-                if (status := drain(rt, pctx)) <= 0:
-                    if status == 0:
-                        break
-                    self.guest.get_exception(t.ctx)
+        self._drain_jobs()
+        if self._timers.value:
+            self._run_timers()
         state = self._promise_state(t.ctx, value)
         if state < 0:  # not a promise: only code that closed the wrapper early gets here
             return self._finish(_FULFILLED, value)
@@ -203,6 +212,44 @@ class Instance:
                 return _SIMPLE[kind][result & 1]
         return self._finish(state, result)
 
+    def _drain_jobs(self) -> None:
+        t = self.template
+        drain, rt, pctx, jobs = self._drain, t.rt, t.pctx, self._jobs_next
+        if jobs is None:
+            while (status := drain(rt, pctx)) != 0:
+                if status < 0:
+                    self.guest.get_exception(t.ctx)
+        else:
+            empty = t.job_list
+            while jobs.value != empty:
+                if (status := drain(rt, pctx)) <= 0:
+                    if status == 0:
+                        break
+                    self.guest.get_exception(t.ctx)
+
+    def _run_timers(self) -> None:
+        """Fire timers until none is left: ``tick()`` fires the first due one (then the jobs
+        it queued run) or answers the ms until one is due (the host sleeps, never past the
+        run's timeout). At the timeout it tells ``tick()`` (``caps[CAP_TIMERS] = -1``), which
+        drops the timers and makes the run end in a ``TimeoutError``."""
+        t, lim = self.template, self._lim
+        deadline = self._run_start + (lim.timeout_ms if lim is not None else 0) * 1_000_000
+        while self._timers.value > 0:
+            answer = self._call(t.ctx, t.tick, UNDEFINED, 0, t.argv)
+            if answer >> 32 != TAG_INT:  # tick() itself failed (out of memory)
+                self.guest.get_exception(t.ctx)
+                return
+            wait_ms = ((answer & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
+            if wait_ms == 0:
+                self._drain_jobs()
+            elif wait_ms > 0:
+                left = deadline - _perf_ns()
+                if left <= 0:
+                    self._timers.value = -1
+                    self._call(t.ctx, t.tick, UNDEFINED, 0, t.argv)
+                    return
+                time.sleep(min(wait_ms * 1_000_000, left) / 1e9)
+
     def _postmortem(self, timeout_ticks: int) -> str | None:
         """Read the output of a run that trapped (best effort, bounded by fuel and time)."""
         g, t = self.guest, self.template
@@ -215,10 +262,15 @@ class Instance:
         except (wasmtime.Trap, wasmtime.WasmtimeError, MemoryError, ValueError):
             return None
 
+    def _arm_deadline(self, ticks: int) -> None:
+        """Set the epoch deadline of a run starting now."""
+        self._set_deadline(ticks)
+
     def _configure(self, lim: Limits, tick_ms: int) -> None:
         """Per-``Limits`` work, done again only when the limits change."""
         caps = (lim.max_output_lines, lim.max_output_bytes, lim.max_result_bytes)
-        self._caps = _CAPS.pack(*(min(cap, _CAP_MAX) for cap in caps), 0, 0)
+        slots = (0, 0, self.streams, lim.module_mask) + (0,) * (CAP_KEY - 7)
+        self._caps = _CAPS.pack(*(min(cap, _CAP_MAX) for cap in caps), *slots)
         self._ticks = lim.deadline_ticks(tick_ms)
         if self.memory_cap != lim.memory_bytes:
             self.guest.store.set_limits(memory_size=lim.memory_bytes)
@@ -232,14 +284,15 @@ class Instance:
         if lim is not self._lim or tick_ms != self._tick_ms:
             self._configure(lim, tick_ms)
         source = _PREFIX + code + _SUFFIX
-        _memmove(self._caps_addr, self._caps, _CAPS.size)
+        _memmove(self._caps_addr, self._caps + _entropy.key(), _CAPS_BYTES)
         self._set_fuel(lim.fuel)
-        self._set_deadline(self._ticks)
+        self._arm_deadline(self._ticks)
         if self._seed is not None:
             self._seed.value = seed
         packed: str | None = None
         trap: wasmtime.Trap | wasmtime.WasmtimeError | None = None
         wall0, cpu0 = _perf_ns(), _cpu_ns()
+        self._run_start = wall0
         try:
             packed = self._execute(source, context_json)
         except _TRAPS as exc:
@@ -252,6 +305,7 @@ class Instance:
         except MemoryError:
             packed = None
         cpu1, wall1 = _cpu_ns(), _perf_ns()
+        self.needs_lib = self._need_lib.value != 0
         fuel = lim.fuel - self._get_fuel()
         memory = self._data_size()
         discard = trap is not None or memory != self.template.size
@@ -259,9 +313,12 @@ class Instance:
             result_json = packed[_OK_PLAIN_LEN:]
             # UTF-8 needs at most 4 bytes per code point: below that the size cannot matter
             if len(result_json) * 4 <= lim.max_result_bytes:
+                clock = self._clock.value != 0
                 self._reset()
                 cpu_ms, wall_ms = (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6
-                ok = Result(True, result_json, (), None, fuel, cpu_ms, wall_ms, memory, seed, False)
+                ok = Result(
+                    True, result_json, (), None, fuel, cpu_ms, wall_ms, memory, seed, False, clock
+                )
                 return ok, False
         moved = discard and self.guest.base() != self._base  # never: memory_may_move is off
         if moved:
@@ -269,7 +326,8 @@ class Instance:
         guard = trap is not None and bool(self.guest.get_global(_stackguard.EXPORT_OVERFLOW))
         if trap is not None and not moved:
             packed = self._postmortem(2)
-        measured = Measured(fuel, (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6, memory, seed, discard)
+        cpu_ms, wall_ms, clock = (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6, self._clock.value != 0
+        measured = Measured(fuel, cpu_ms, wall_ms, memory, seed, discard, clock)
         result = build_result(Outcome(packed, trap), guard, lim, measured, len(_PREFIX))
         if not discard:
             self._reset()

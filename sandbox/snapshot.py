@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import wasmtime
 
-from sandbox import _stackguard
+from sandbox import _stackguard, modules
 from sandbox._engine import Compiled
 from sandbox._guest import TAG_EXCEPTION, TAG_OBJECT, Guest, tag
-from sandbox._prelude import CAP_SLOTS, FILENAME, PRELUDE
+from sandbox._prelude import CAP_SLOTS, FILENAME, source
 
 STACK_BYTES = 512 * 1024
 STACK_MARGIN = 256
@@ -48,7 +48,8 @@ class Template:
     rt: int
     ctx: int
     finish: int  # JSValue of the prelude's finish()
-    caps: int  # address of the prelude's Int32Array [lines, units, result, state]
+    caps: int  # address of the prelude's Int32Array (see _prelude: CAP_*)
+    tick: int  # JSValue of the prelude's tick() (fires the next due timer)
     global_obj: int  # JSValue of globalThis
     source: int  # scratch buffer for the wrapped code: only the host writes it, so a reset
     source_capacity: int  # copies back just the bytes the last run wrote, not all of it
@@ -60,6 +61,7 @@ class Template:
     stack_lo: int
     stack_limit: int
     stack_top: int
+    full: bool = True  # built with the modules and Worker globals (see sandbox.modules)
     random_state: int | None = None
     job_list: int | None = None  # &JSRuntime.job_list (a list_head: prev, next)
 
@@ -77,7 +79,7 @@ class Template:
         """A copy that knows where ``JSContext.random_state`` lives."""
         return self.replace(random_state=addr)
 
-    def replace(self, **changes: int | None) -> Template:
+    def replace(self, **changes: int | bool | None) -> Template:
         """A copy with ``changes`` applied."""
         fields = {name: getattr(self, name) for name in self.__slots__}
         fields.update(changes)
@@ -92,35 +94,58 @@ def arm_stack(guest: Guest, template: Template) -> None:
     guest.set_global(_stackguard.EXPORT_OVERFLOW, 0)
 
 
-def _load_prelude(guest: Guest, ctx: int, lenp: int) -> tuple[int, int]:
-    """Evaluate the prelude compiled without its source text; return ``finish`` and ``caps``."""
-    source = PRELUDE.encode() + b"\0"
-    src = guest.alloc(source)
-    name = guest.alloc(FILENAME.encode() + b"\0")
-    compiled = guest.eval(ctx, src, len(source) - 1, name, _COMPILE_ONLY)
-    guest.free(src)
-    guest.free(name)
-    if tag(compiled) != TAG_EXCEPTION:
-        blob = guest.write_object(ctx, lenp, compiled, _WRITE_STRIPPED) & 0xFFFFFFFF
-        guest.free_value(ctx, compiled)
+def _compile_prelude(compiled: Compiled, fast: bool, full: bool) -> bytes:
+    """The prelude's bytecode without its source text, compiled in a scratch guest.
+
+    Compiling in the guest of the image would leave the parser's freed memory inside the
+    heap range that every run copies back (see ``execution.Instance._reset``).
+    """
+    scratch = Guest(compiled, fast)
+    try:
+        scratch.initialize()
+        ctx = scratch.new_context(scratch.new_runtime()) & 0xFFFFFFFF
+        lenp = scratch.alloc(bytes(8))
+        text = source(full).encode() + b"\0"
+        src = scratch.alloc(text)
+        name = scratch.alloc(FILENAME.encode() + b"\0")
+        function = scratch.eval(ctx, src, len(text) - 1, name, _COMPILE_ONLY)
+        if tag(function) == TAG_EXCEPTION:
+            error = scratch.string(ctx, scratch.get_exception(ctx), lenp)
+            raise RuntimeError(f"prelude failed: {error}")
+        blob = scratch.write_object(ctx, lenp, function, _WRITE_STRIPPED) & 0xFFFFFFFF
         if not blob:
             raise RuntimeError("prelude: JS_WriteObject failed")
-        size = _u32(guest.read(lenp, 4), 0)
-        function = guest.read_object(ctx, blob, size, _READ_BYTECODE)
-        guest.js_free(ctx, blob)
-        handles = guest.eval_function(ctx, function) if tag(function) != TAG_EXCEPTION else function
-        if tag(handles) != TAG_EXCEPTION:
-            finish = guest.get_index(ctx, handles, 0)
-            caps = guest.array_buffer(ctx, lenp, guest.get_index(ctx, handles, 1)) & 0xFFFFFFFF
-            if tag(finish) == TAG_OBJECT and caps and _u32(guest.read(lenp, 4), 0) == 4 * CAP_SLOTS:
-                return finish, caps
-            raise RuntimeError("prelude: unexpected handles")
+        return scratch.read(blob, _u32(scratch.read(lenp, 4), 0))
+    finally:
+        scratch.close()
+
+
+def _load_prelude(guest: Guest, ctx: int, lenp: int, blob: int, size: int) -> tuple[int, int, int]:
+    """Evaluate the prelude's bytecode (``size`` bytes at ``blob``); return its three handles.
+
+    ``finish``, the address of the ``caps`` buffer and ``tick`` (fires the next due timer).
+    """
+    function = guest.read_object(ctx, blob, size, _READ_BYTECODE)
+    handles = guest.eval_function(ctx, function) if tag(function) != TAG_EXCEPTION else function
+    if tag(handles) != TAG_EXCEPTION:
+        finish = guest.get_index(ctx, handles, 0)
+        caps = guest.array_buffer(ctx, lenp, guest.get_index(ctx, handles, 1)) & 0xFFFFFFFF
+        tick = guest.get_index(ctx, handles, 2)
+        size_ok = _u32(guest.read(lenp, 4), 0) == 4 * CAP_SLOTS
+        if tag(finish) == TAG_OBJECT == tag(tick) and caps and size_ok:
+            return finish, caps, tick
+        raise RuntimeError("prelude: unexpected handles")
     error = guest.string(ctx, guest.get_exception(ctx), lenp)
     raise RuntimeError(f"prelude failed: {error}")
 
 
-def build(compiled: Compiled, fast: bool) -> tuple[Template, Guest]:
-    """Build the template; also return the guest it was built in (its memory equals the image)."""
+def build(compiled: Compiled, fast: bool, full: bool = True) -> tuple[Template, Guest]:
+    """Build the template; also return the guest it was built in (its memory equals the image).
+
+    ``full``: with the modules and Worker globals, else the plain snapshot (stand-ins that
+    send the code to the full one; see ``sandbox.modules``).
+    """
+    code = _compile_prelude(compiled, fast, full)
     guest = Guest(compiled, fast)
     guest.initialize()
     rt = guest.new_runtime() & 0xFFFFFFFF
@@ -129,15 +154,27 @@ def build(compiled: Compiled, fast: bool) -> tuple[Template, Guest]:
         raise RuntimeError("QuickJS runtime or context creation failed")
     filename = guest.alloc(b"<code>\0")
     lenp = guest.alloc(bytes(8))
-    finish, caps = _load_prelude(guest, ctx, lenp)
+    # The source buffer and the stack block come first: the prelude's objects then lie above
+    # the stack block, and its bytecode is read from the (still unused) stack block, so no
+    # freed hole is left in the heap that every run copies back.
+    source_buffer = guest.alloc(bytes(SOURCE_CAPACITY))
+    block = guest.alloc(bytes(STACK_BYTES))
+    if len(code) > STACK_BYTES // 2:
+        raise RuntimeError("the prelude's bytecode does not fit in the stack block")
+    guest.write(block, code)
+    finish, caps, tick = _load_prelude(guest, ctx, lenp, block, len(code))
+    modules.load(guest, ctx, lenp)
+    while guest.execute_pending_job(rt, lenp) > 0:  # the module evaluation's promise
+        pass
     template = Template(
         image=b"",
         rt=rt,
         ctx=ctx,
         finish=finish,
         caps=caps,
+        tick=tick,
         global_obj=guest.global_object(ctx),
-        source=guest.alloc(bytes(SOURCE_CAPACITY)),
+        source=source_buffer,
         source_capacity=SOURCE_CAPACITY,
         lenp=lenp,
         pctx=guest.alloc(bytes(8)),
@@ -147,8 +184,8 @@ def build(compiled: Compiled, fast: bool) -> tuple[Template, Guest]:
         stack_lo=0,
         stack_limit=0,
         stack_top=0,
+        full=full,
     )
-    block = guest.alloc(bytes(STACK_BYTES))
     stack_top = (block + STACK_BYTES) & ~15
     fields = {name: getattr(template, name) for name in Template.__slots__}
     fields.update(

@@ -18,9 +18,11 @@ from billing.apikeys import ApiKeys
 from billing.cli import CliContext, add_commands
 from billing.client import connect
 from billing.embedded import EmbeddedRedis
+from billing.exports import ExportOptions
 from billing.plans import Plans
 from service.config import Settings
 from service.logs import configure_logging
+from service.receipt_cli import add_receipt_command
 from service.workers import run_workers
 
 __all__ = ["main"]
@@ -136,10 +138,23 @@ def _compile_cache(settings: Settings) -> None:
     Sandbox(settings.cache_dir).close()
 
 
+def _prepare_typescript(settings: Settings) -> None:
+    """Fetch and compile the TypeScript stripper into the cache (what a container image needs)."""
+    from sandbox import Sandbox
+    from sandbox.typescript import StripperUnavailable, TypeScript
+
+    with Sandbox(settings.cache_dir) as box:
+        try:
+            TypeScript(box.compiled.engine, settings.cache_dir, fetch=True)
+        except StripperUnavailable as exc:
+            print(f"TypeScript stripper not prepared ({exc}): typescript requests answer 503")
+
+
 def _compile_cache_cmd(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
     _compile_cache(settings)
-    print(f"compiled module cached under {settings.cache_dir}")
+    _prepare_typescript(settings)
+    print(f"compiled modules cached under {settings.cache_dir}")
     return 0
 
 
@@ -151,6 +166,12 @@ async def _run_billing(args: argparse.Namespace, settings: Settings, url: str) -
             plans=Plans.load(settings.plans_file),
             retention_days=settings.retention_days,
             out=sys.stdout,
+            export=ExportOptions(
+                source=settings.export_source,
+                event_name=settings.stripe_event_name,
+                customers_file=settings.stripe_customers_file,
+                value=settings.stripe_value,
+            ),
         )
         code: int = await args.func(args, ctx)
         return code
@@ -173,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     warm = sub.add_parser("compile-cache", help="compile the wasm module into the cache dir")
     warm.set_defaults(handler=_compile_cache_cmd)
     add_commands(sub)
+    add_receipt_command(sub)
     return parser
 
 

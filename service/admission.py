@@ -4,9 +4,14 @@ At most ``max_requests`` executions are in progress in a process at once (runs t
 inline on the event loop included); beyond that a request is refused with 503 at once, so
 overload never turns into a growing queue in front of the event loop. A run that needs a
 thread is admitted while fewer than ``slots + queue`` are in flight in this process and
-its client holds less than its share of them; it then waits for one of ``slots`` worker
-threads. Everything else is refused immediately (503 overall, 429 for a client over its
-share), so a burst never turns into unbounded latency. The threads are a plain
+its client holds less than its share of them (its plan's ``max_concurrency``, else
+``client_share`` of ``slots + queue``); it then waits for one of ``slots`` worker threads.
+A plan's ``max_concurrency`` also bounds the client's requests in progress, so a flood
+of its requests is refused at the door instead of filling ``max_requests``.
+One client flooding a process therefore holds at most its share of the threads and the
+queue, and every other client keeps being served. Everything else is refused immediately
+(503 overall, 429 for a client over its share), so a burst never turns into unbounded
+latency. The threads are a plain
 :class:`~concurrent.futures.ThreadPoolExecutor` (each keeps its own sandbox instance); handing
 a call to it costs about a third of ``anyio.to_thread`` (measured in docs/performance.md).
 """
@@ -50,24 +55,34 @@ class Admission:
         self._per_client_max = max(1, math.ceil(self.capacity * client_share))
         self._in_flight = 0
         self._by_client: Counter[str] = Counter()
+        self._requests_by_client: Counter[str] = Counter()
 
     @contextmanager
-    def request(self) -> Iterator[None]:
-        """Hold one of the process's execution places for a request, or refuse it (503)."""
+    def request(self, client_id: str = "", share: int | None = None) -> Iterator[None]:
+        """Hold one of the process's execution places for a request, or refuse it (503);
+        with ``share`` (the plan's ``max_concurrency``) a client already holding that many
+        places is refused (429) before anything is done for it, even an inline run."""
         if self._requests >= self.max_requests:
             self._metrics.admission_rejections.inc()
             raise Unavailable("too many executions in progress; retry shortly")
+        if share is not None and self._requests_by_client[client_id] >= share:
+            self._metrics.rate_limited.inc()
+            raise RateLimited(retry_after=1)
         self._requests += 1
+        self._requests_by_client[client_id] += 1
         try:
             yield
         finally:
             self._requests -= 1
+            self._requests_by_client[client_id] -= 1
+            if self._requests_by_client[client_id] <= 0:
+                del self._requests_by_client[client_id]
 
-    def _admit(self, client_id: str) -> None:
+    def _admit(self, client_id: str, share: int | None) -> None:
         if self._in_flight >= self.capacity:
             self._metrics.admission_rejections.inc()
             raise Unavailable("every sandbox is busy and the queue is full; retry shortly")
-        if self._by_client[client_id] >= self._per_client_max:
+        if self._by_client[client_id] >= (share or self._per_client_max):
             self._metrics.rate_limited.inc()
             raise RateLimited(retry_after=1)
         self._in_flight += 1
@@ -79,9 +94,10 @@ class Admission:
         if self._by_client[client_id] <= 0:
             del self._by_client[client_id]
 
-    async def run(self, client_id: str, fn: Callable[[], T]) -> T:
-        """Run blocking ``fn`` in a sandbox thread, or refuse at once."""
-        self._admit(client_id)
+    async def run(self, client_id: str, fn: Callable[[], T], *, share: int | None = None) -> T:
+        """Run blocking ``fn`` in a sandbox thread, or refuse at once; ``share`` is the
+        client's own bound on its runs in flight (None: the process-wide share)."""
+        self._admit(client_id, share)
         metrics = self._metrics
         entered = False
 

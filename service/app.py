@@ -13,12 +13,15 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from billing.alerts import Alerts
 from billing.apikeys import ApiKeys
 from billing.client import connect
 from billing.gate import Gate
 from billing.plans import Plans
+from billing.receipt_keys import InvalidKey
 from billing.spool import Spool
 from billing.usage import UsageStore
+from billing.webhooks import Outbox
 from sandbox import Sandbox
 from service.admission import Admission
 from service.auth import Authenticator
@@ -27,9 +30,11 @@ from service.config import Environment, Settings
 from service.deps import Services
 from service.errors import install_error_handlers
 from service.execution import ExecutionService
+from service.jobs.store import JobStore
 from service.metrics import Metrics
 from service.middleware import RequestLogMiddleware
-from service.routes import billing, execute, health, usage
+from service.receipting import Receipting, engine_build, load_signing_key
+from service.routes import billing, execute, executions, health, receipts, usage
 
 __all__ = ["create_app"]
 
@@ -48,6 +53,10 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     try:
         plans = Plans.load(settings.plans_file)
+        try:
+            receipt_key = load_signing_key(settings)
+        except InvalidKey as exc:
+            raise StartupError(f"CODEXEC_RECEIPT_SIGNING_KEY: {exc}") from None
         keys = ApiKeys(redis)
         production = settings.environment is Environment.production
         if production and settings.api_key is None and not await keys.list():
@@ -63,6 +72,14 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         raise
     spool = Spool(settings.spool_dir)
     usage_store = UsageStore(redis, spool, idempotency_ttl_s=settings.idempotency_ttl_s)
+    outbox = Outbox(redis)
+    alerts = Alerts(
+        redis,
+        outbox,
+        rearm_margin=settings.alert_rearm_margin,
+        refresh_s=settings.alert_refresh_s,
+        on_fire=metrics.budget_alerts.inc,
+    )
     executor = ExecutionService(
         settings,
         sandbox=sandbox,
@@ -74,9 +91,15 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
             max_requests=settings.max_in_flight,
         ),
         usage=usage_store,
-        gate=Gate(redis),
+        gate=Gate(
+            redis,
+            hard_caps=settings.hard_caps,
+            budget_lease_ttl_s=settings.budget_lease_ttl_s,
+        ),
         plans=plans,
         metrics=metrics,
+        receipting=Receipting(receipt_key, sandbox.info, engine_build(sandbox.info)),
+        alerts=alerts,
     )
     auth = Authenticator(
         keys,
@@ -85,7 +108,23 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         legacy_plan=settings.legacy_plan,
         cache_ttl_s=settings.auth_cache_ttl_s,
     )
-    return Services(settings, redis, sandbox, usage_store, auth, executor, metrics)
+    return Services(
+        settings,
+        redis,
+        sandbox,
+        usage_store,
+        auth,
+        executor,
+        metrics,
+        outbox=outbox,
+        alerts=alerts,
+        jobs=JobStore(
+            redis,
+            ttl_s=settings.idempotency_ttl_s,
+            max_queued=settings.jobs_max_queued,
+            max_queued_per_client=settings.jobs_max_queued_per_client,
+        ),
+    )
 
 
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> FastAPI:
@@ -120,8 +159,9 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (execute.router, usage.router, billing.router, health.router):
+    for router in (execute.router, usage.router, billing.router, health.router, receipts.router):
         app.include_router(router)
+    app.include_router(executions.router)
     if settings.bench_endpoints:
         bench_router = APIRouter()
         execute.add_bench_routes(bench_router)
@@ -132,7 +172,14 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Execution-ID", "X-Request-ID"],
-            expose_headers=["X-Execution-ID", "X-Request-ID", "Retry-After"],
+            expose_headers=[
+                "X-Execution-ID",
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit",
+                "RateLimit-Policy",
+                "X-Receipt-URL",
+            ],
             max_age=86400,
         )
     app.add_middleware(RequestLogMiddleware, metrics=metrics)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from croniter import croniter
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -46,6 +46,7 @@ class Settings(BaseSettings):
 
     api_key: SecretStr | None = None
     admin_key: SecretStr | None = None
+    receipt_signing_key: SecretStr | None = None
     legacy_plan: str = "basic"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -61,6 +62,8 @@ class Settings(BaseSettings):
     sandbox_threads: int = Field(4, ge=1, le=256)
     admission_queue: int = Field(64, ge=0)
     client_share: float = Field(0.5, gt=0, le=1)
+    hard_caps: bool = True
+    budget_lease_ttl_s: float = Field(10.0, gt=0, le=3600)
     max_in_flight: int = Field(32, ge=1)
     tick_ms: int = Field(10, ge=1, le=1000)
     fuel_headroom: float = Field(2.0, ge=1.0)
@@ -72,6 +75,27 @@ class Settings(BaseSettings):
     maintenance_cron: str | None = "0 */6 * * *"
     spool_replay_interval_s: float = Field(5.0, gt=0)
     auth_cache_ttl_s: float = Field(30.0, ge=0)
+
+    jobs_max_queued: int = Field(10_000, ge=1)
+    jobs_max_queued_per_client: int = Field(100, ge=1)
+    job_concurrency: int = Field(2, ge=1, le=256)
+    job_reclaim_idle_s: float = Field(60.0, gt=0)
+    batch_max_items: int = Field(100, ge=1, le=10_000)
+    callback_allow_private: bool = False
+
+    webhook_delivery: bool = True
+    webhook_max_attempts: int = Field(8, ge=1, le=100)
+    webhook_backoff_s: float = Field(2.0, gt=0)
+    webhook_backoff_max_s: float = Field(3600.0, gt=0)
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)
+    webhook_claim_idle_s: float = Field(60.0, gt=0)
+    webhook_concurrency: int = Field(16, ge=1, le=256)
+    alert_rearm_margin: float = Field(5.0, ge=0, le=100)
+    alert_refresh_s: float = Field(5.0, gt=0)
+    export_source: str = Field("codexec", min_length=1)
+    stripe_event_name: str = Field("codexec_execution", min_length=1, max_length=100)
+    stripe_customers_file: Path | None = None
+    stripe_value: Literal["fuel", "micro_usd"] = "micro_usd"
 
     log_level: str = "INFO"
     bench_endpoints: bool = False
@@ -91,6 +115,15 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not croniter.is_valid(value):
             raise ValueError(f"not a cron expression: {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> Settings:
+        if self.webhook_claim_idle_s <= self.webhook_timeout_s:
+            raise ValueError(
+                "CODEXEC_WEBHOOK_CLAIM_IDLE_S must exceed CODEXEC_WEBHOOK_TIMEOUT_S, or a "
+                "delivery still being sent could be claimed and sent again"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_environment(self) -> Settings:

@@ -7,12 +7,15 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from billing.alerts import Alerts
 from billing.scripts import AnyRedis
 from billing.usage import UsageStore
+from billing.webhooks import Outbox
 from sandbox import Sandbox
 from service.auth import Authenticator, Caller
 from service.config import Settings
 from service.execution import ExecutionService
+from service.jobs.store import JobStore
 from service.metrics import Metrics
 
 __all__ = ["AdminDep", "CallerDep", "Services", "ServicesDep"]
@@ -29,6 +32,9 @@ class Services:
     auth: Authenticator
     executor: ExecutionService
     metrics: Metrics
+    outbox: Outbox
+    alerts: Alerts
+    jobs: JobStore
 
 
 async def get_services(request: Request) -> Services:

@@ -57,6 +57,7 @@ __all__ = [
     "UnsupportedMediaType",
     "error_response",
     "install_error_handlers",
+    "rate_limit_headers",
     "validation_error",
 ]
 
@@ -147,6 +148,18 @@ class UnsupportedMediaType(ServiceError):
     status, type = 415, "UnsupportedMediaType"
 
 
+def rate_limit_headers(
+    limit: int, window_s: int, *, remaining: int, reset_s: int
+) -> dict[str, str]:
+    """``RateLimit-Policy`` and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers, structured
+    fields) of a client's token bucket: the policy ``"burst"`` allows ``q`` requests, refilled
+    over ``w`` seconds; ``r`` are left and ``t`` seconds bring the bucket back to full."""
+    return {
+        "RateLimit-Policy": f'"burst";q={limit};w={window_s}',
+        "RateLimit": f'"burst";r={max(0, remaining)};t={max(0, reset_s)}',
+    }
+
+
 def _retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
@@ -156,10 +169,14 @@ class RateLimited(ServiceError):
 
     status, type = 429, "RateLimited"
 
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(
-            "rate limit exceeded for this client's plan", headers=_retry_after(retry_after)
-        )
+    def __init__(
+        self, retry_after: float, *, limit: int | None = None, window_s: int | None = None
+    ) -> None:
+        headers = _retry_after(retry_after)
+        if limit is not None and window_s is not None:
+            wait = int(headers["Retry-After"])
+            headers.update(rate_limit_headers(limit, window_s, remaining=0, reset_s=wait))
+        super().__init__("rate limit exceeded for this client's plan", headers=headers)
 
 
 class Unavailable(ServiceError):
@@ -179,7 +196,14 @@ def _from_quota(exc: BaseException) -> ServiceError:
 # Foreign exceptions -> service errors, most specific first (matched by isinstance).
 TRANSLATIONS: tuple[tuple[type[BaseException], Callable[[BaseException], ServiceError]], ...] = (
     (QuotaExceeded, _from_quota),
-    (RateLimitExceeded, lambda e: RateLimited(getattr(e, "retry_after", 1.0))),
+    (
+        RateLimitExceeded,
+        lambda e: RateLimited(
+            getattr(e, "retry_after", 1.0),
+            limit=getattr(e, "limit", None),
+            window_s=getattr(e, "window_s", None),
+        ),
+    ),
     (IdempotencyConflict, lambda e: Conflict(str(e), field="X-Execution-ID")),
     (
         StoreUnavailable,

@@ -137,6 +137,76 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        self.reconcile_mismatches = Gauge(
+            "codexec_reconcile_mismatches",
+            "Client periods whose usage counters differ from the sums of their ledger "
+            "entries, at the last reconciliation (maintenance job or `codexec billing "
+            "rollup`, re-read every minute); 0 when all match.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.reconcile_runs = Counter(
+            "codexec_reconcile_runs_total",
+            "Reconciliations run by this process's maintenance job.",
+            registry=r,
+        )
+        # Execution modes: streams, async jobs, batches (service/streaming.py, service/jobs.py)
+        self.stream_clients = Gauge(
+            "codexec_stream_clients",
+            "Clients connected to a streamed (text/event-stream) execution right now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.job_queue_depth = Gauge(
+            "codexec_job_queue_depth",
+            "Async executions queued or running, not yet finished (all processes).",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.job_age_seconds = Histogram(
+            "codexec_job_age_seconds",
+            "Time from an async execution's submission to the start of its run.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.jobs = Counter(
+            "codexec_jobs_total",
+            "Async execution jobs by event: submitted, rejected (queue full), run (succeeded), "
+            "failed, reclaimed (taken over from a runner that went quiet), deferred (busy).",
+            ["event"],
+            registry=r,
+        )
+        self.batch_items = Counter(
+            "codexec_batch_items_total",
+            "Items of execution batches, by how they ended (ran, refused).",
+            ["result"],
+            registry=r,
+        )
+        # Webhooks (billing/webhooks.py, billing/webhook_delivery.py) and budget alerts
+        self.webhook_deliveries = Counter(
+            "codexec_webhook_deliveries_total",
+            "Webhook delivery attempts by what followed: delivered, retried or dead (lettered).",
+            ["result"],
+            registry=r,
+        )
+        self.webhook_attempts = Counter(
+            "codexec_webhook_attempts_total", "Webhook HTTP attempts made.", registry=r
+        )
+        self.webhook_outbox_depth = Gauge(
+            "codexec_webhook_outbox_depth",
+            "Webhook deliveries queued or waiting for a retry (all processes).",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.webhook_dead_letters = Gauge(
+            "codexec_webhook_dead_letters",
+            "Webhook deliveries in the dead-letter stream (all processes).",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.budget_alerts = Counter(
+            "codexec_budget_alerts_total", "Budget threshold alerts fired.", registry=r
+        )
 
 
 def render(metrics: Metrics) -> bytes:

@@ -8,10 +8,19 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
+from billing.money import parse_usd
 from billing.pricing import Charge
-from sandbox import Result
+from sandbox import Result, modules
 
 __all__ = [
     "CLIENT_ID_PATTERN",
@@ -29,9 +38,10 @@ EXECUTION_ID_RE = re.compile(EXECUTION_ID_PATTERN)
 
 ClientQuery = Annotated[str | None, Query(alias="clientId", pattern=CLIENT_ID_PATTERN)]
 
-RUNNABLE_LANGUAGES = ("javascript", "js")
+TYPESCRIPT_LANGUAGES = ("typescript", "ts")  # types stripped first (sandbox.typescript)
+RUNNABLE_LANGUAGES = ("javascript", "js", *TYPESCRIPT_LANGUAGES)
 # Languages the Worker's client knows but codexec does not run (answered 400 by name).
-KNOWN_LANGUAGES = (*RUNNABLE_LANGUAGES, "typescript", "ts", "python", "shell", "html", "css")
+KNOWN_LANGUAGES = (*RUNNABLE_LANGUAGES, "python", "shell", "html", "css")
 
 DEFAULT_TIMEOUT_MS = 5000
 DEFAULT_MEMORY_BYTES = 52_428_800
@@ -44,7 +54,9 @@ class ExecuteRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     code: Annotated[StrictStr, Field(min_length=1, description="Body of an async function")]
-    language: StrictStr = Field("javascript", description="`javascript` or `js`")
+    language: StrictStr = Field(
+        "javascript", description="`javascript`/`js`, or `typescript`/`ts` (types stripped)"
+    )
     timeout: StrictInt = Field(DEFAULT_TIMEOUT_MS, ge=1, description="Wall-clock limit, ms")
     memoryLimit: StrictInt = Field(
         DEFAULT_MEMORY_BYTES, ge=MIN_MEMORY_BYTES, description="Linear-memory limit, bytes"
@@ -54,6 +66,33 @@ class ExecuteRequest(BaseModel):
     )
     context: dict[str, Any] = Field(default_factory=dict, description="Global `context`")
     clientId: StrictStr | None = Field(None, pattern=CLIENT_ID_PATTERN, description="Billed client")
+    receipt: StrictBool = Field(
+        False, description="Include the signed receipt under `receipt` in the response"
+    )
+    maxCost: StrictStr | None = Field(
+        None,
+        max_length=40,
+        description="Most this run may cost, USD as a decimal string: its fuel is capped to "
+        "what that buys under the client's plan (FuelExhaustedError when reached)",
+    )
+
+    @field_validator("maxCost")
+    @classmethod
+    def _max_cost(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            amount = parse_usd(value)
+        except ValueError:
+            raise ValueError('maxCost must be a decimal string of USD, e.g. "0.001"') from None
+        if amount <= 0:
+            raise ValueError("maxCost must be more than 0")
+        return value
+
+    @property
+    def max_cost(self) -> Decimal | None:
+        """``maxCost`` as an exact amount, if given."""
+        return None if self.maxCost is None else parse_usd(self.maxCost)
 
     @field_validator("language")
     @classmethod
@@ -69,9 +108,10 @@ class ExecuteRequest(BaseModel):
     @field_validator("allowedModules")
     @classmethod
     def _modules(cls, value: list[str]) -> list[str]:
-        if value:
-            names = ", ".join(sorted({m[:40] for m in value}))
-            raise ValueError(f"no modules are available to require (asked for: {names})")
+        if bad := modules.unknown(value):
+            names = ", ".join(sorted({m[:40] for m in bad}))
+            provided = ", ".join(modules.PROVIDED)
+            raise ValueError(f"no such module: {names} (available: {provided}, or * for all)")
         return value
 
 
@@ -92,6 +132,9 @@ class ExecutionMetrics(BaseModel):
     fuel: int
     computeUnits: float
     cost: float
+    transpileTime: float | None = Field(
+        None, description="TypeScript only: ms spent stripping types (not billed)"
+    )
 
 
 class ExecuteResponse(BaseModel):
@@ -103,6 +146,9 @@ class ExecuteResponse(BaseModel):
     output: list[str]
     error: ExecutionError | None
     metrics: ExecutionMetrics
+    receipt: dict[str, Any] | None = Field(
+        None, description="The signed receipt (only when the request set `receipt: true`)"
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -126,25 +172,39 @@ def _decimal_fragment(value: Decimal, places: int) -> orjson.Fragment:
     return orjson.Fragment(text)
 
 
-def render_execution(execution_id: str, result: Result, charge: Charge) -> bytes:
-    """The 200 body of the contract for a run and its price; ``cost`` exact to 10 places."""
+def render_execution(
+    execution_id: str,
+    result: Result,
+    charge: Charge,
+    *,
+    transpile_ms: float | None = None,
+    receipt: dict[str, Any] | None = None,
+) -> bytes:
+    """The 200 body of the contract for a run and its price; ``cost`` exact to 10 places.
+
+    ``transpile_ms`` (TypeScript only) adds ``metrics.transpileTime``; ``receipt`` (the
+    signed receipt, when the request asked for it) adds ``receipt``."""
     error = result.error
-    return orjson.dumps(
-        {
-            "success": result.ok,
-            "executionId": execution_id,
-            "result": orjson.Fragment(result.result_json),
-            "output": list(result.output),
-            "error": None
-            if error is None
-            else {"type": error.type, "message": error.message, "stack": error.stack},
-            "metrics": {
-                "executionTime": round(result.wall_ms, 3),
-                "cpuTime": round(result.cpu_ms, 3),
-                "memoryUsage": result.peak_memory,
-                "fuel": result.fuel,
-                "computeUnits": _decimal_fragment(charge.compute_units, 6),
-                "cost": _decimal_fragment(charge.cost, 10),
-            },
-        }
-    )
+    metrics: dict[str, Any] = {
+        "executionTime": round(result.wall_ms, 3),
+        "cpuTime": round(result.cpu_ms, 3),
+        "memoryUsage": result.peak_memory,
+        "fuel": result.fuel,
+        "computeUnits": _decimal_fragment(charge.compute_units, 6),
+        "cost": _decimal_fragment(charge.cost, 10),
+    }
+    if transpile_ms is not None:
+        metrics["transpileTime"] = round(transpile_ms, 3)
+    body: dict[str, Any] = {
+        "success": result.ok,
+        "executionId": execution_id,
+        "result": orjson.Fragment(result.result_json),
+        "output": list(result.output),
+        "error": None
+        if error is None
+        else {"type": error.type, "message": error.message, "stack": error.stack},
+        "metrics": metrics,
+    }
+    if receipt is not None:
+        body["receipt"] = receipt
+    return orjson.dumps(body)

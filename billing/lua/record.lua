@@ -1,11 +1,14 @@
 -- Record one finished execution, atomically and at most once per execution ID.
--- KEYS[1] exec:{c}:<id>   KEYS[2] usage:{c}:<day>   KEYS[3] usage:{c}:<month>   KEYS[4] ledger:{c}
+-- KEYS[1] exec:{c}:<id>   KEYS[2] usage:{c}:<day>   KEYS[3] usage:{c}:<month>
+-- KEYS[4] ledger:{c}      KEYS[5] ledgerid:{c} (execution ID -> ledger entry ID)
 -- ARGV[1] (one argument: each one more costs the client about a microsecond to send):
---   struct '>I4I4' .. 9 x 'I8' .. 'I1I1' (82 bytes): idempotency TTL (s), ledger MAXLEN (~),
---   the increments executions errors fuel billed_cpu_ns cpu_us wall_us mem_bytes cost_pusd
---   and updated_ms (each < 2**53 so that the ledger gets it exactly; read here as two uint32
---   halves), the lengths of the execution ID and of the plan; then the execution ID, the
---   plan, and the payload to store (body hash "\n" response).
+--   struct '>I4I4' .. 9 x 'I8' .. 'I1I1I2' (84 bytes): idempotency TTL (s), ledger MAXLEN
+--   (~; 0 = no cap, the maintenance job trims by time), the increments executions errors
+--   fuel billed_cpu_ns cpu_us wall_us mem_bytes cost_pusd and updated_ms (each < 2**53 so
+--   that the ledger gets it exactly; read here as two uint32 halves), the lengths of the
+--   execution ID, of the plan and of the receipt facts; then the execution ID, the plan, the
+--   receipt facts (billing/receipt_facts.py, passed through as the ledger field 'r') and the
+--   payload to store (body hash "\n" response).
 -- Usage hashes keep their counters in the field 'packed' (see billing/totals.py): uint64 high
 -- and uint32 low limb per counter, so sums stay exact beyond 2**53 with one HGET and one HSET
 -- per hash instead of one HINCRBY per counter.
@@ -21,9 +24,10 @@ local F = '>I8I4I8I4I8I4I8I4I8I4I8I4I8I4I8I4I8I4'
 local arg = ARGV[1]
 -- each uint64 increment is read as its two uint32 halves (high, low)
 local ttl, maxlen, eh, el, rh, rl, fh, fl, bh, bl, ch, cl, wh, wl, mh, ml, ph, pl, uh, ul,
-  nid, nplan = struct.unpack('>I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I1I1', arg)
-local id = string.sub(arg, 83, 82 + nid)
-local plan = string.sub(arg, 83 + nid, 82 + nid + nplan)
+  nid, nplan, nfacts = struct.unpack('>I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I4I1I1I2', arg)
+local id = string.sub(arg, 85, 84 + nid)
+local plan = string.sub(arg, 85 + nid, 84 + nid + nplan)
+local facts = string.sub(arg, 85 + nid + nplan, 84 + nid + nplan + nfacts)
 -- 108 zero bytes as a literal: a constant of the loaded script, not built on every call
 local ZERO = '\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0'
 -- The hash's packed counters plus this execution's (limb sums stay below 2**33, exact),
@@ -56,20 +60,26 @@ for k = 2, 3 do
 end
 
 -- Numbers below 2**53 reach Redis as plain integers ("%.17g" in 6.2, ll2string in 7.x).
--- MAXLEN ~ only once the stream is over its cap: XLEN is O(1), while asking XADD to trim on
--- every append costs several microseconds even when there is nothing to trim.
+-- The ledger is trimmed by time in the maintenance job (XTRIM MINID); MAXLEN ~ only as an
+-- optional safety cap, and only once the stream is over it (XLEN is O(1), while asking XADD
+-- to trim on every append costs several microseconds even when there is nothing to trim).
 local ms, ex, er, fu = uh * B + ul, eh * B + el, rh * B + rl, fh * B + fl
 local bi, cp, wa, me, co = bh * B + bl, ch * B + cl, wh * B + wl, mh * B + ml, ph * B + pl
-if redis.call('XLEN', KEYS[4]) < maxlen then
-  redis.call('XADD', KEYS[4], '*', 'id', id, 'plan', plan, 'at_ms', ms, 'executions', ex,
+local sid
+if maxlen > 0 and redis.call('XLEN', KEYS[4]) >= maxlen then
+  redis.call('XTRIM', KEYS[4], 'MAXLEN', '~', maxlen)
+end
+if nfacts > 0 then
+  sid = redis.call('XADD', KEYS[4], '*', 'id', id, 'plan', plan, 'at_ms', ms, 'executions', ex,
+    'errors', er, 'fuel', fu, 'billed_cpu_ns', bi, 'cpu_us', cp, 'wall_us', wa,
+    'mem_bytes', me, 'cost_pusd', co, 'r', facts)
+else -- a record without receipt facts (tools, tests): the entry has no 'r' field
+  sid = redis.call('XADD', KEYS[4], '*', 'id', id, 'plan', plan, 'at_ms', ms, 'executions', ex,
     'errors', er, 'fuel', fu, 'billed_cpu_ns', bi, 'cpu_us', cp, 'wall_us', wa,
     'mem_bytes', me, 'cost_pusd', co)
-else
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'id', id, 'plan', plan,
-    'at_ms', ms, 'executions', ex, 'errors', er, 'fuel', fu, 'billed_cpu_ns', bi,
-    'cpu_us', cp, 'wall_us', wa, 'mem_bytes', me, 'cost_pusd', co)
 end
-redis.call('SET', KEYS[1], string.sub(arg, 83 + nid + nplan), 'EX', ttl)
+redis.call('HSET', KEYS[5], id, sid)
+redis.call('SET', KEYS[1], string.sub(arg, 85 + nid + nplan + nfacts), 'EX', ttl)
 redis.call('HSET', KEYS[2], 'packed', packed[2])
 redis.call('HSET', KEYS[3], 'packed', packed[3])
 return 1

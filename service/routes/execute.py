@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request, Response
 from service.body import read_json_object
 from service.deps import CallerDep, ServicesDep
 from service.schemas import EXECUTION_ID_PATTERN, ErrorEnvelope, ExecuteRequest, ExecuteResponse
+from service.streaming import stream_execution, wants_stream
 
 __all__ = ["router"]
 
@@ -28,6 +29,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (429, "Rate limited (Retry-After)"),
         (503, "Overloaded or billing store down (Retry-After)"),
     )
+}
+_OK: dict[str, Any] = {
+    "model": ExecuteResponse,
+    "description": "The execution (also when the code threw or hit a limit). With "
+    "`Accept: text/event-stream`: `output` events (one per console line, as written) then "
+    "one `result` event holding this body.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
 _REQUEST_BODY = {
     "requestBody": {
@@ -57,6 +65,11 @@ async def execute(
         max_depth=s.max_json_depth,
         timeout_s=s.body_timeout_s,
     )
+    if wants_stream(request.headers.get("accept")):
+        request.state.log = {"outcome": "streamed"}
+        return await stream_execution(
+            services.executor, caller, body, x_execution_id, services.metrics
+        )
     done = await services.executor.execute(caller, body, x_execution_id)
     request.state.log = {
         "client": done.client_id,
@@ -94,6 +107,6 @@ for path, name in (("/execute", "execute"), ("/", "execute_worker_alias")):
         methods=["POST"],
         name=name,
         response_model=None,
-        responses={200: {"model": ExecuteResponse}, **_ERRORS},
+        responses={200: _OK, **_ERRORS},
         openapi_extra=_REQUEST_BODY,
     )

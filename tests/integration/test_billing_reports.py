@@ -69,7 +69,8 @@ async def test_kv_round_trip_and_idempotent_import(
     pairs = [p for path in paths for p in orjson.loads(path.read_bytes())]
     assert len(pairs) == 18
     assert all("{" not in p["key"] and isinstance(p["value"], str) for p in pairs)
-    assert sum("expiration_ttl" in p for p in pairs) == 1
+    assert not any("expiration_ttl" in p for p in pairs)  # KV never expires billing data
+    assert sum("ttlS" in p["metadata"] for p in pairs) == 1  # codexec's TTL travels along
     await redis_client.flushdb()
     for path in paths:
         summary = await import_file(redis_client, path)

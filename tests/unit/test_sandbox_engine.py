@@ -99,7 +99,7 @@ def test_threads_get_independent_results(tmp_path_factory: pytest.TempPathFactor
     assert errors == []
     assert stats.runs >= 100
     assert stats.in_use == 0
-    assert 1 <= stats.instances <= 4
+    assert 1 <= stats.instances <= 4 + 1  # + the full snapshot's first one (these run plain)
 
 
 def test_close_is_idempotent_and_final(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -6,7 +6,7 @@ const walk = (o, depth) => {
   if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o) || depth > 3) return;
   seen.add(o);
   for (const k of Reflect.ownKeys(o)) {
-    if (/^(std|os|require|process|getenv|system|popen|spawn|loadFile|writeFile)$/.test(String(k))) found.push(String(k));
+    if (/^(std|os|process|getenv|system|popen|spawn|loadFile|writeFile)$/.test(String(k))) found.push(String(k));
     let v;
     try { v = o[k]; } catch { continue; }
     walk(v, depth + 1);

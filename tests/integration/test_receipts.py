@@ -1,0 +1,269 @@
+"""Receipts end to end: real Redis, real HTTP, real wasm, and a re-run by the verifier."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from billing import receipt_keys
+from billing.receipts import check
+from service.receipt_cli import verify
+from tests.integration.conftest import (
+    ADMIN_KEY,
+    LEGACY_KEY,
+    LiveServer,
+    make_settings,
+    start_server,
+    stop_server,
+)
+
+CODE = """
+const xs = [];
+for (let i = 0; i < 2000; i++) xs.push(Math.floor(Math.random() * 1000));
+let s = 0;
+for (const x of xs) s += x * context.factor;
+console.log("sum", s);
+return {s, n: xs.length};
+"""
+CONTEXT = {"factor": 3, "label": "é \u2603", "nested": {"b": [1, 2], "a": None}}
+
+
+@pytest.fixture(scope="module")
+def live(
+    redis_server: str, module_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    settings = make_settings(
+        redis_server, tmp_path_factory.mktemp("var"), module_cache_dir=module_cache
+    )
+    server = start_server(settings)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def _run(live: LiveServer, token: str, **extra: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    with live.client(token) as http:
+        reply = http.post("/execute", json={"code": CODE, "context": CONTEXT, **extra})
+    assert reply.status_code == 200, reply.text
+    return reply.json(), dict(reply.headers)
+
+
+def _public(live: LiveServer) -> Any:
+    with live.client() as http:
+        doc = http.get("/v1/receipts/public-key").json()
+    assert doc["algorithm"] == "Ed25519"
+    return receipt_keys.parse_public_key(doc["publicKey"])
+
+
+def test_execute_carries_a_receipt_that_matches_the_fetched_one(
+    live: LiveServer, client_id: str
+) -> None:
+    token = live.new_key(client_id, "standard")
+    body, headers = _run(live, token, receipt=True)
+    url = headers["x-receipt-url"]
+    assert url.startswith(f"/v1/receipts/{body['executionId']}")
+    with live.client(token) as http:
+        fetched = http.get(url)
+    assert fetched.status_code == 200, fetched.text
+    envelope = fetched.json()
+    # signed twice (at execution and when fetched): the same document and signature
+    assert envelope == body["receipt"]
+    public = _public(live)
+    receipt = check(envelope, public)
+    assert receipt["executionId"] == body["executionId"]
+    assert receipt["clientId"] == client_id
+    assert receipt["plan"] == "standard"
+    assert receipt["usage"]["fuel"] == body["metrics"]["fuel"]
+    assert receipt["usage"]["peakMemoryBytes"] == body["metrics"]["memoryUsage"]
+    assert [line["item"] for line in receipt["lines"]] == ["cpu", "memory", "execution"]
+    assert receipt["engine"]["limits"]["timeoutMs"] == 5000
+    assert int(receipt["randomSeed"]) > 0
+
+
+def test_receipt_url_is_always_sent_and_receipt_only_when_asked(
+    live: LiveServer, client_id: str
+) -> None:
+    token = live.new_key(client_id)
+    body, headers = _run(live, token)
+    assert "receipt" not in body
+    assert headers["x-receipt-url"].startswith("/v1/receipts/")
+
+
+def test_only_the_owner_and_the_admin_see_a_receipt(live: LiveServer, client_id: str) -> None:
+    token = live.new_key(client_id)
+    other = live.new_key(client_id + "-other")
+    body, _ = _run(live, token)
+    path = f"/v1/receipts/{body['executionId']}"
+    with live.client(other) as http:
+        assert http.get(path).status_code == 404
+    with live.client(ADMIN_KEY) as http:
+        assert http.get(path).status_code == 400  # the admin names the client
+        assert http.get(path, params={"clientId": client_id}).status_code == 200
+    with live.client(token) as http:
+        assert http.get("/v1/receipts/no-such-execution").status_code == 404
+
+
+def _leaves(doc: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _leaves(v, (*path, i))
+    else:
+        yield path
+
+
+def _tampered(doc: Any, path: tuple[Any, ...]) -> Any:
+    changed = copy.deepcopy(doc)
+    target = changed
+    for step in path[:-1]:
+        target = target[step]
+    value = target[path[-1]]
+    if isinstance(value, bool):
+        target[path[-1]] = not value
+    elif isinstance(value, int):
+        target[path[-1]] = value + 1
+    elif value is None:
+        target[path[-1]] = "x"
+    else:
+        target[path[-1]] = value + "0" if value[-1:] != "0" else value[:-1] + "1"
+    return changed
+
+
+def test_verifier_rejects_any_altered_field_and_reruns_identically(
+    live: LiveServer, client_id: str, tmp_path: Path
+) -> None:
+    token = live.new_key(client_id, "standard")
+    body, _ = _run(live, token, receipt=True)
+    envelope = body["receipt"]
+    key_file = tmp_path / "public.pem"
+    key_file.write_text(receipt_keys.public_pem(_public(live)))
+    code_file, context_file = tmp_path / "code.js", tmp_path / "context.json"
+    code_file.write_text(CODE)
+    context_file.write_bytes(orjson.dumps(CONTEXT))
+
+    def run(doc: Any, *, rerun: bool = False) -> tuple[int, str]:
+        receipt_file = tmp_path / "receipt.json"
+        receipt_file.write_bytes(orjson.dumps(doc))
+        if rerun:  # the real command, in its own process (it builds its own engine)
+            argv = [sys.executable, "-m", "service", "receipt", "verify", str(receipt_file)]
+            argv += ["--code", str(code_file), "--context", str(context_file)]
+            argv += ["--public-key", str(key_file)]
+            env = {
+                **os.environ,
+                "CODEXEC_MODULE_CACHE_DIR": str(live.settings.cache_dir),
+                "CODEXEC_VAR_DIR": str(tmp_path / "var"),
+            }
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+            return done.returncode, done.stdout + done.stderr
+        out = io.StringIO()
+        status = verify(receipt_file, public_key=str(key_file), settings=live.settings, out=out)
+        return status, out.getvalue()
+
+    status, text = run(envelope, rerun=True)
+    assert status == 0, text
+    assert "signature OK" in text
+    assert f"fuel {body['metrics']['fuel']} (receipt {body['metrics']['fuel']})" in text
+    assert "identical" in text
+
+    paths = list(_leaves(envelope["receipt"]))
+    assert len(paths) > 30
+    for path in paths:
+        status, text = run({**envelope, "receipt": _tampered(envelope["receipt"], path)})
+        assert status == 1, (path, text)
+        assert "signature does not match" in text
+
+    forged = {**envelope, "signature": {**envelope["signature"], "value": "A" * 88}}
+    assert run(forged)[0] == 1
+
+    # the right code with another context (or other code) is refused before any re-run
+    context_file.write_bytes(orjson.dumps({**CONTEXT, "factor": 4}))
+    status, text = run(envelope, rerun=True)
+    assert status == 1
+    assert "contextSha256" in text
+
+
+def test_the_seed_is_what_makes_the_rerun_identical(live: LiveServer, client_id: str) -> None:
+    token = live.new_key(client_id)
+    first, _ = _run(live, token, receipt=True)
+    second, _ = _run(live, token, receipt=True)
+    seeds = {first["receipt"]["receipt"]["randomSeed"], second["receipt"]["receipt"]["randomSeed"]}
+    assert len(seeds) == 2  # a fresh seed per execution; results differ with it
+    assert first["result"] != second["result"]
+
+
+def test_production_without_a_signing_key_serves_no_receipts(
+    redis_server: str, module_cache: Path, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        redis_server,
+        tmp_path,
+        module_cache_dir=module_cache,
+        environment="production",
+        api_key="p" * 32,
+    )
+    server = start_server(settings)
+    try:
+        with server.client() as http:
+            reply = http.get("/v1/receipts/public-key")
+        assert reply.status_code == 503
+        assert reply.json()["error"]["type"] == "ReceiptsUnavailable"
+    finally:
+        stop_server(server)
+    assert not (tmp_path / receipt_keys.KEY_FILE).exists()
+
+
+def test_configured_key_is_used(redis_server: str, module_cache: Path, tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    settings = make_settings(
+        redis_server, tmp_path, module_cache_dir=module_cache, receipt_signing_key=pem
+    )
+    server = start_server(settings)
+    try:
+        with server.client() as http:
+            doc = http.get("/v1/receipts/public-key").json()
+    finally:
+        stop_server(server)
+    assert doc["keyId"] == receipt_keys.key_id(key.public_key())
+
+
+def test_a_replay_and_the_legacy_key_get_the_receipt_too(live: LiveServer, client_id: str) -> None:
+    token = live.new_key(client_id)
+    headers = {"X-Execution-ID": "receipt-replay-1"}
+    with live.client(token) as http:
+        first = http.post("/execute", json={"code": "return 7", "receipt": True}, headers=headers)
+        again = http.post("/execute", json={"code": "return 7", "receipt": True}, headers=headers)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["X-Receipt-URL"] == first.headers["X-Receipt-URL"]
+    assert again.json()["receipt"] == first.json()["receipt"]
+    with live.client(LEGACY_KEY) as http:
+        fetched = http.get(first.headers["X-Receipt-URL"])
+    assert fetched.status_code == 200
+    assert fetched.json() == first.json()["receipt"]
+
+
+def test_code_that_read_the_clock_is_flagged(live: LiveServer, client_id: str) -> None:
+    token = live.new_key(client_id)
+    with live.client(token) as http:
+        body = http.post("/execute", json={"code": "return Date.now() > 0", "receipt": True})
+        plain = http.post("/execute", json={"code": "return 1", "receipt": True})
+    assert body.json()["receipt"]["receipt"]["readClock"] is True
+    assert plain.json()["receipt"]["receipt"]["readClock"] is False
