@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-## TypeScript's type stripper: a pinned npm package (checked against its integrity), fetched
-## once into var/cache with npm. Without it the service runs and `typescript` requests get 503.
+## TypeScript's type stripper: a pinned npm package, downloaded once over HTTPS into var/cache
+## (no npm client needed; sha512 checked). Without it the service runs; `typescript` gets 503.
 typescript: venv
 	@$(PY) -m sandbox.typescript fetch var/cache || echo "TypeScript stripper not fetched: typescript requests answer 503"
 

@@ -18,8 +18,19 @@ requests and processes cross a threshold together, exactly one of them sends the
 :meth:`Alerts.sweep`, run every ``refresh_s`` by each process, checks the clients it
 charged since its last check, so a threshold that several processes crossed together is
 found even if no charge follows, and a URL or thresholds set meanwhile are seen within
-``refresh_s``. A crash between that call and the enqueue loses that one alert (it is marked
-fired); the window is one round trip.
+``refresh_s``.
+
+Marking a threshold fired and queueing its webhook cannot be one script: the alert state is
+in the client's hash slot (``alerts:{client}:...``) and the outbox is one stream for every
+client in the slot of ``outbox`` (one consumer group reads it; a stream per client would
+have to be polled client by client). So the script marks the threshold *pending* together
+with *fired* (``p:<t>`` = ``<fired ms>:<n>``, in the same hash), the webhook is queued with
+that mark in its idempotency key (``budget.threshold:<month>:<t>:<mark>``), and then the mark
+is cleared. A process that dies in between leaves the mark; the next check of that client by
+any process (its next charge, or a sweep) finds marks older than ``resend_after_s`` and
+queues them again under the same key, so the alert is sent once, late rather than never.
+What remains: until that client is checked again the alert waits (a client that is never
+charged again, e.g. refused at its cap, is not checked again).
 """
 
 from __future__ import annotations
@@ -46,6 +57,10 @@ EVENT = "budget.threshold"
 
 _COST_OFFSET = FIELDS.index("cost_pusd") * 12 + 1  # 1-based, in the packed usage field
 _STATE_TTL_S = 40 * 86400
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def parse_thresholds(text: str) -> tuple[int, ...]:
@@ -88,6 +103,7 @@ class Alerts:
         rearm_margin: float = 5.0,
         refresh_s: float = 5.0,
         max_clients: int = 100_000,
+        resend_after_s: float = 30.0,
         on_fire: Callable[[], None] | None = None,
     ) -> None:
         self.redis = redis
@@ -95,6 +111,7 @@ class Alerts:
         self.rearm_margin = rearm_margin
         self.refresh_s = refresh_s
         self.max_clients = max_clients
+        self.resend_after_ms = int(resend_after_s * 1000)
         self._on_fire = on_fire or (lambda: None)
         self._script = register(redis, "alert")
         self._readings: dict[str, _Reading] = {}
@@ -153,7 +170,8 @@ class Alerts:
     ) -> list[int]:
         month, plan = reading.month, reading.plan
         plan_budget = "" if plan.monthly_budget is None else str(to_pico(plan.monthly_budget))
-        spent, budget, fired, off, url, thresholds = await self._script(
+        now_ms = int(wall * 1000)
+        reply = await self._script(
             keys=[
                 keys.usage(client_id, month),
                 keys.budget(client_id),
@@ -164,11 +182,13 @@ class Alerts:
                 plan_budget,
                 _COST_OFFSET,
                 repr(float(self.rearm_margin)),
-                int(wall * 1000),
+                now_ms,
                 _STATE_TTL_S,
+                now_ms - self.resend_after_ms,
                 *plan.alert_thresholds,
             ],
         )
+        spent, budget, fired, off, url, thresholds, marks, pending = reply
         reading.spent = int(spent)
         reading.budget = None if int(budget) < 0 else int(budget)
         reading.url = url.decode() if isinstance(url, bytes) else url
@@ -177,11 +197,16 @@ class Alerts:
         reading.fresh_until = clock + self.refresh_s
         reading.dirty = False
         sent = [int(t) for t in fired]
-        for threshold in sent:
-            await self._send(client_id, plan, reading, threshold)
+        for threshold, mark in zip(sent, marks, strict=True):
+            await self._send(client_id, plan, reading, threshold, _str(mark))
+        for i in range(0, len(pending), 2):  # marked by a process that died before sending
+            if int(pending[i]) not in sent and reading.budget is not None:
+                await self._send(client_id, plan, reading, int(pending[i]), _str(pending[i + 1]))
         return sent
 
-    async def _send(self, client_id: str, plan: Plan, reading: _Reading, threshold: int) -> None:
+    async def _send(
+        self, client_id: str, plan: Plan, reading: _Reading, threshold: int, mark: str
+    ) -> None:
         assert reading.url is not None
         assert reading.budget is not None
         spent, budget = from_pico(reading.spent), from_pico(reading.budget)
@@ -194,6 +219,8 @@ class Alerts:
             "spent": format_usd(spent),
             "remaining": format_usd(max(budget - spent, from_pico(0))),
         }
-        await self.outbox.enqueue(client_id, reading.url, EVENT, payload)
+        key = f"{EVENT}:{reading.month}:{threshold}:{mark}"
+        await self.outbox.enqueue(client_id, reading.url, EVENT, payload, key=key)
+        await self.redis.hdel(keys.alerts(client_id, reading.month), f"p:{threshold}")
         self._on_fire()
         log.info("budget alert", extra={"threshold": threshold, "month": reading.month})

@@ -8,15 +8,21 @@ Tree::
     ├── QuotaExceeded           the client's monthly budget is spent
     ├── RateLimitExceeded       the client's plan allows no more requests right now
     ├── UnknownPlan             a plan name that is not configured
-    └── FormatError             a report/KV/plan file that cannot be read
+    ├── FormatError             a report/KV/plan file that cannot be read
+    ├── CorrectionRefused       a ledger void or credit that cannot be made
+    ├── InvalidReceipt          a receipt whose signature or arithmetic does not hold
+    └── InvalidKey              a receipt signing or public key that cannot be read
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BillingError",
+    "CorrectionRefused",
     "FormatError",
     "IdempotencyConflict",
+    "InvalidKey",
+    "InvalidReceipt",
     "QuotaExceeded",
     "RateLimitExceeded",
     "StoreUnavailable",
@@ -66,3 +72,15 @@ class UnknownPlan(BillingError):
 
 class FormatError(BillingError):
     """Input in a billing file format (KV bulk, plans, CSV) is malformed."""
+
+
+class CorrectionRefused(BillingError):
+    """A void or credit that cannot be made (unknown execution, already voided, too large)."""
+
+
+class InvalidReceipt(BillingError):
+    """A receipt whose signature or arithmetic does not hold."""
+
+
+class InvalidKey(BillingError):
+    """A signing or public key that cannot be read."""

@@ -31,7 +31,6 @@ import math
 import time
 import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -40,8 +39,9 @@ from billing.errors import QuotaExceeded, RateLimitExceeded
 from billing.leases import BudgetLease, Reservation
 from billing.money import format_usd, from_pico, to_pico
 from billing.plans import Plan
-from billing.quotas import budget_for, ensure_within
+from billing.quotas import budget_for
 from billing.scripts import UNREACHABLE, AnyRedis, register
+from billing.tokens import Lease, RateState, lease_size, policy
 from billing.totals import spent_pusd
 
 __all__ = ["Gate", "Lease", "RateState", "lease_size"]
@@ -50,64 +50,6 @@ log = logging.getLogger("codexec.billing.gate")
 
 _RESERVATION: ContextVar[Reservation | None] = ContextVar("codexec_reservation", default=None)
 """The reservation the current task's request holds (settled by :meth:`Gate.charge`)."""
-
-
-def lease_size(rate_per_second: float, burst: int, fraction: float) -> int:
-    """Tokens to ask for at once: ``fraction`` of a second's rate, within 1..burst."""
-    return max(1, min(burst, math.floor(rate_per_second * fraction)))
-
-
-@dataclass(frozen=True, slots=True)
-class RateState:
-    """What a client may still send, as this process last saw its token bucket."""
-
-    limit: int
-    """The bucket's size (the plan's ``burst``)."""
-    window_s: int
-    """Seconds an empty bucket takes to fill up (``burst / rate``, rounded up)."""
-    remaining: int
-    """Tokens this process holds plus the bucket's refilled remainder at its last call."""
-    reset_s: int
-    """Seconds until the bucket is full again (0: it is)."""
-
-
-@dataclass(slots=True)
-class Lease:
-    """Tokens, a spend reading (soft mode) and a budget lease (hard caps) for one client."""
-
-    tokens: int = 0
-    tokens_until: float = 0.0
-    spent: Decimal = Decimal(0)
-    budget: Decimal | None = None
-    budget_until: float = 0.0
-    bucket_left: int = -1
-    bucket_at: float = 0.0
-    unlimited_until: float = 0.0
-    slice: BudgetLease | None = None
-    syncing: asyncio.Future[None] | None = None
-
-    def take(self, now: float) -> bool:
-        """Spend one local token if a fresh one is held."""
-        if self.tokens > 0 and now < self.tokens_until:
-            self.tokens -= 1
-            return True
-        return False
-
-    def budget_fresh(self, now: float) -> bool:
-        """Whether the spend reading may still be trusted."""
-        return now < self.budget_until
-
-    def check_budget(self) -> None:
-        """Raise :class:`QuotaExceeded` if the reading says the budget is spent."""
-        ensure_within(self.budget, self.spent)
-
-
-def _window_s(plan: Plan) -> int:
-    return max(1, math.ceil(plan.burst / plan.rate_per_second))
-
-
-def _policy(plan: Plan) -> dict[str, int]:
-    return {"limit": plan.burst, "window_s": _window_s(plan)}
 
 
 def _budget_arg(plan: Plan) -> str:
@@ -171,20 +113,7 @@ class Gate:
 
     def rate_state(self, client_id: str, plan: Plan) -> RateState:
         """The client's rate limit as this process knows it (no round trip)."""
-        rate, burst = plan.rate_per_second, plan.burst
-        remaining = burst
-        lease = self._leases.get(client_id)
-        if lease is not None and lease.bucket_left >= 0:
-            clock = time.monotonic()
-            held = lease.tokens if clock < lease.tokens_until else 0
-            refilled = lease.bucket_left + (clock - lease.bucket_at) * rate
-            remaining = min(burst, math.floor(held + refilled))
-        return RateState(
-            limit=burst,
-            window_s=_window_s(plan),
-            remaining=remaining,
-            reset_s=max(0, math.ceil((burst - remaining) / rate)),
-        )
+        return RateState.of(self._leases.get(client_id), plan, time.monotonic())
 
     async def admit(
         self,
@@ -237,7 +166,7 @@ class Gate:
         self._got_tokens(lease, plan, int(granted), int(left), clock)
         lease.check_budget()
         if int(granted) == 0:
-            raise RateLimitExceeded(int(wait_ms) / 1000.0, **_policy(plan))
+            raise RateLimitExceeded(int(wait_ms) / 1000.0, **policy(plan))
 
     def _keys(self, client_id: str, month: str) -> list[str]:
         return [
@@ -353,5 +282,5 @@ class Gate:
         if want_tokens and granted == 0:
             if reservation is not None:
                 reservation.release()
-            raise RateLimitExceeded(wait_ms / 1000.0, **_policy(plan))
+            raise RateLimitExceeded(wait_ms / 1000.0, **policy(plan))
         return reservation

@@ -19,7 +19,8 @@ Layout (see ``billing/usage.py`` for the hash fields)::
     key:<sha256 hex>                 hash   API key: client, plan, created, revoked
     tmp:{<client>}:rollup            hash   scratch of the rollup script (deleted by it)
     webhook:{<client>}               hash   webhook endpoint: url, secret, created_ms, thresholds
-    alerts:{<client>}:<YYYY-MM>      hash   budget alert thresholds fired this month
+    alerts:{<client>}:<YYYY-MM>      hash   budget alert thresholds fired this month (<t>),
+                                            their webhooks not yet queued (p:<t>), seq
     outbox                           stream webhook deliveries (consumer group "webhooks")
     {outbox}:retry                   zset   deliveries waiting for their next attempt (due ms)
     {outbox}:deadletter              stream deliveries that ran out of attempts

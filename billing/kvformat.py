@@ -18,7 +18,7 @@ own retention of daily records travels in ``ttlS`` instead). A pair without code
 memoryMb x 2**20 gives bytes, cost is rounded to pico-USD; its ``expiration_ttl`` (or
 ``expiration``, Unix seconds) is kept as the record's TTL.
 
-Import also reads what wrangler prints (:func:`parse_file`):
+Import also reads what wrangler prints (:func:`parse_file`, with :mod:`billing.wrangler`):
 
 - ``wrangler kv bulk get KEYS.json`` output: a JSON object ``{key: value}`` where a value is
   the text, ``{"value": text, "metadata"?: {...}}`` (``--local``), already-parsed JSON, or
@@ -33,7 +33,6 @@ Import also reads what wrangler prints (:func:`parse_file`):
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -48,6 +47,7 @@ from billing.money import format_usd, parse_usd, to_pico
 from billing.pricing import BYTES_PER_MB
 from billing.records import StoredRecord
 from billing.totals import UsageTotals, contract_value
+from billing.wrangler import bulk_get_pairs, is_key_list, load_document, parse_key_list
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -229,66 +229,6 @@ def render_file(pairs: Iterable[dict[str, Any]]) -> bytes:
     return orjson.dumps(list(pairs))
 
 
-def _load(data: bytes | str, source: str) -> Any:
-    """The JSON document of a file; wrangler's banner lines before it and its ``Success!``
-    line after it are ignored."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        error = exc
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line[:1] in ("[", "{")), None)
-    if start is not None:
-        try:
-            doc, end = json.JSONDecoder().raw_decode("\n".join(lines[start:]))
-        except (ValueError, RecursionError):
-            pass
-        else:
-            rest = "\n".join(lines[start:])[end:].split()
-            if all(word.strip("✨ ") in ("", "Success!", "Success") for word in rest):
-                return doc
-    raise FormatError(f"{source}: not JSON: {error}") from None
-
-
-def _is_key_list(doc: list[Any]) -> bool:
-    return bool(doc) and all(
-        isinstance(p, dict) and isinstance(p.get("name"), str) and "key" not in p for p in doc
-    )
-
-
-def parse_key_list(data: bytes | str, source: str = "file") -> dict[str, dict[str, Any]]:
-    """``wrangler kv key list`` output: name -> ``{"expiration"?, "metadata"?}``."""
-    doc = _load(data, source)
-    if not isinstance(doc, list) or (doc and not _is_key_list(doc)):
-        raise FormatError(f'{source}: a key listing is a JSON array of {{"name", ...}}')
-    return {p["name"]: p for p in doc}
-
-
-def _bulk_get_pairs(
-    doc: dict[str, Any], listing: dict[str, dict[str, Any]], source: str
-) -> list[dict[str, Any]]:
-    pairs: list[dict[str, Any]] = []
-    for key, raw in doc.items():
-        item = raw
-        if isinstance(raw, dict) and "value" in raw and set(raw) <= {"value", "metadata"}:
-            item = raw["value"]
-        if item is None:  # the key was not found when wrangler read it
-            continue
-        value = item if isinstance(item, str) else orjson.dumps(item).decode()
-        pair: dict[str, Any] = {"key": key, "value": value}
-        listed = listing.get(key, {})
-        metadata = raw.get("metadata") if isinstance(raw, dict) else None
-        if metadata is None:
-            metadata = listed.get("metadata")
-        if metadata is not None:
-            pair["metadata"] = metadata
-        if listed.get("expiration") is not None:
-            pair["expiration"] = listed["expiration"]
-        pairs.append(pair)
-    return pairs
-
-
 def parse_file(
     data: bytes | str,
     source: str = "file",
@@ -299,13 +239,13 @@ def parse_file(
     """Every record of a bulk file or of ``wrangler kv bulk get`` output (module docstring);
     :class:`FormatError` naming the file and pair on error. ``key_list``: the ``wrangler kv
     key list`` output the values were fetched with (metadata and expirations)."""
-    doc = _load(data, source)
+    doc = load_document(data, source)
     listing = parse_key_list(key_list, "key list") if key_list is not None else {}
     if isinstance(doc, dict):
-        doc = _bulk_get_pairs(doc, listing, source)
+        doc = bulk_get_pairs(doc, listing)
     elif not isinstance(doc, list):
         raise FormatError(f"{source}: a KV bulk file is a JSON array (or wrangler's bulk get)")
-    elif _is_key_list(doc):
+    elif is_key_list(doc):
         raise FormatError(
             f"{source}: this is a key listing (wrangler kv key list) without values: fetch them "
             f"with `wrangler kv bulk get {source} ...` and import that output (with "

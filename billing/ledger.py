@@ -1,10 +1,12 @@
-"""The per-client ledger: reading it (pages, iteration, clients) and correcting it.
+"""The per-client ledger: reading it (pages, iteration, clients); :mod:`billing.corrections`
+appends its voids and credits.
 
 ``ledger:{<client>}`` is a Redis Stream, append-only. ``lua/record.lua`` appends one entry
 per recorded execution (fields ``id plan at_ms executions errors fuel billed_cpu_ns cpu_us
 wall_us mem_bytes cost_pusd`` and ``r``, the receipt facts of :mod:`billing.receipt_facts`)
 and maps the execution ID to the entry's stream ID in ``ledgerid:{<client>}``.
-Corrections never edit an entry: :func:`void` and :func:`credit` append an entry with
+Corrections never edit an entry: :func:`~billing.corrections.void` and
+:func:`~billing.corrections.credit` append an entry with
 ``kind`` = ``void`` / ``credit``, a negative ``cost_pusd``, a ``reason`` (and for a void,
 ``ref`` = the voided entry's stream ID), and lower the day's and month's counters by the same
 amount in the same script (``lua/correct.lua``).
@@ -21,36 +23,28 @@ next cursor.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, cast
 
-from redis.exceptions import ResponseError
-
 from billing import keys
-from billing.errors import BillingError
-from billing.money import to_pico
 from billing.receipt_facts import FIELD as FACTS_FIELD
 from billing.receipt_facts import decode as decode_facts
-from billing.scripts import AnyRedis, register
+from billing.scripts import AnyRedis
+from billing.totals import MEASURES
 from billing.usage_record import epoch_ms
 
 __all__ = [
     "LATE_MS",
     "SKEW_MS",
-    "CorrectionRefused",
     "LedgerEntry",
-    "credit",
     "entry_by_execution",
     "iter_all",
     "iter_entries",
     "ledger_clients",
     "parse_entry",
     "read_page",
-    "void",
 ]
 
 SKEW_MS = 5 * 60 * 1000
@@ -61,18 +55,6 @@ LATE_MS = 24 * 3600 * 1000
 
 _CURSOR_RE = re.compile(r"\d{1,20}-\d{1,20}")
 _CHUNK = 500
-_INT_FIELDS = (
-    "fuel",
-    "billed_cpu_ns",
-    "cpu_us",
-    "wall_us",
-    "mem_bytes",
-    "cost_pusd",
-)
-
-
-class CorrectionRefused(BillingError):
-    """A void or credit that cannot be made (unknown execution, already voided, too large)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +108,7 @@ def parse_entry(client_id: str, entry_id: bytes | str, raw: Mapping[Any, Any]) -
     at_ms = int(fields.get("at_ms", "0"))
     seconds, ms = divmod(at_ms, 1000)
     at = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=ms * 1000)
-    ints = {name: int(fields.get(name, "0")) for name in _INT_FIELDS}
+    ints = {name: int(fields.get(name, "0")) for name in MEASURES}
     return LedgerEntry(
         entry_id=_text(entry_id),
         kind=fields.get("kind", "execution"),
@@ -243,72 +225,3 @@ async def entry_by_execution(
     if not found:
         return None
     return parse_entry(client_id, found[0][0], found[0][1])
-
-
-async def _correct(
-    redis: AnyRedis,
-    client_id: str,
-    kind: str,
-    ref_id: str,
-    amount_pusd: int,
-    reason: str,
-    at: datetime | None,
-    plan: str,
-) -> str:
-    if not reason.strip():
-        raise CorrectionRefused("a correction needs a reason")
-    at = (at or datetime.now(UTC)).astimezone(UTC)
-    script = register(redis, "correct")
-    names = [
-        keys.ledger(client_id),
-        keys.ledger_index(client_id),
-        keys.usage(client_id, keys.day_period(at)),
-        keys.usage(client_id, keys.month_period(at)),
-    ]
-    try:
-        sid = await script(keys=names, args=[kind, ref_id, epoch_ms(at), amount_pusd, reason, plan])
-    except ResponseError as exc:
-        message = str(exc)
-        for prefix in ("NOTFOUND ", "VOIDED ", "EXCEEDS ", "ERR "):
-            if message.startswith(prefix):
-                raise CorrectionRefused(message[len(prefix) :]) from None
-        raise
-    return _text(sid)
-
-
-async def void(
-    redis: AnyRedis,
-    client_id: str,
-    execution_id: str,
-    reason: str,
-    *,
-    at: datetime | None = None,
-) -> str:
-    """Void one execution's charge: a ``void`` entry of minus its cost, counters lowered.
-
-    Returns the new entry's stream ID; :class:`CorrectionRefused` when the execution has no
-    ledger entry (unknown or trimmed), was voided already, or this month's net cost is less
-    than its cost."""
-    keys.execution(client_id, execution_id)
-    return await _correct(redis, client_id, "void", execution_id, 0, reason, at, "")
-
-
-async def credit(
-    redis: AnyRedis,
-    client_id: str,
-    amount_usd: Decimal,
-    reason: str,
-    *,
-    at: datetime | None = None,
-    plan: str = "",
-) -> tuple[str, str]:
-    """Credit ``amount_usd`` (rounded to pico-USD): a ``credit`` entry, counters lowered.
-
-    Returns ``(credit ID, entry ID)``; :class:`CorrectionRefused` if the amount is not
-    positive or exceeds this month's net cost."""
-    pusd = to_pico(amount_usd)
-    if not 0 < pusd < 1 << 53:
-        raise CorrectionRefused(f"a credit must be positive and below 9007 USD: {amount_usd}")
-    credit_id = f"credit-{uuid.uuid4().hex}"
-    sid = await _correct(redis, client_id, "credit", credit_id, pusd, reason, at, plan)
-    return credit_id, sid

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from billing import keys
-from billing.ledger import CorrectionRefused, credit, void
+from billing.corrections import CorrectionRefused, credit, void
 from billing.money import parse_usd
 from billing.reconcile import ReconcileResult, reconcile, save_result
 

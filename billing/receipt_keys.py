@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from billing.errors import BillingError
+from billing.errors import InvalidKey
 
 __all__ = [
     "KEY_FILE",
@@ -41,10 +41,6 @@ __all__ = [
 
 KEY_FILE = "receipt-signing-key.pem"
 """Name of the development key file under the var directory."""
-
-
-class InvalidKey(BillingError):
-    """A signing or public key that cannot be read."""
 
 
 def parse_private_key(text: str) -> Ed25519PrivateKey:

@@ -13,6 +13,7 @@ its rounding to what was recorded).
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal, localcontext
 from typing import Any
@@ -20,12 +21,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from billing import receipt_keys
-from billing.errors import BillingError
+from billing.errors import InvalidReceipt
 from billing.ledger import LedgerEntry
 from billing.money import EXACT, format_decimal, from_pico, to_pico
 from billing.pricing import BYTES_PER_MB
 from billing.receipt_facts import ReceiptFacts, canonical_json
-from billing.totals import iso_utc
+from billing.totals import FIELDS, MEASURES, iso_utc
 from billing.usage_record import EPOCH, UsageRecord, increments_of
 
 __all__ = [
@@ -40,10 +41,6 @@ __all__ = [
 ]
 
 VERSION = 1
-
-
-class InvalidReceipt(BillingError):
-    """A receipt whose signature or arithmetic does not hold."""
 
 
 def _ms(micros: int) -> str:
@@ -84,15 +81,12 @@ def receipt_body(
     plan: str,
     at_ms: int,
     error: bool,
-    fuel: int,
-    billed_cpu_ns: int,
-    cpu_us: int,
-    wall_us: int,
-    mem_bytes: int,
-    cost_pusd: int,
+    measures: Mapping[str, int],
     facts: ReceiptFacts,
 ) -> dict[str, Any]:
-    """The receipt of one execution (what is signed)."""
+    """The receipt of one execution (what is signed); ``measures``: each of
+    :data:`~billing.totals.MEASURES`."""
+    fuel, billed_cpu_ns, cpu_us, wall_us, mem_bytes, cost_pusd = (measures[m] for m in MEASURES)
     at = EPOCH + timedelta(milliseconds=at_ms)
     lines, total = price_lines(billed_cpu_ns, mem_bytes, facts)
     return {
@@ -151,12 +145,7 @@ def receipt_of_entry(entry: LedgerEntry) -> dict[str, Any] | None:
         plan=entry.plan,
         at_ms=entry.at_ms,
         error=entry.error,
-        fuel=entry.fuel,
-        billed_cpu_ns=entry.billed_cpu_ns,
-        cpu_us=entry.cpu_us,
-        wall_us=entry.wall_us,
-        mem_bytes=entry.mem_bytes,
-        cost_pusd=entry.cost_pusd,
+        measures={m: getattr(entry, m) for m in MEASURES},
         facts=facts,
     )
 
@@ -165,19 +154,14 @@ def receipt_of_record(rec: UsageRecord) -> dict[str, Any] | None:
     """The receipt that the ledger entry of ``rec`` will give (None without facts)."""
     if rec.receipt is None:
         return None
-    _, errors, fuel, billed_ns, cpu_us, wall_us, mem, cost, at_ms = increments_of(rec)
+    counts = dict(zip(FIELDS, increments_of(rec), strict=True))
     return receipt_body(
         client_id=rec.client_id,
         execution_id=rec.execution_id,
         plan=rec.plan,
-        at_ms=at_ms,
-        error=bool(errors),
-        fuel=fuel,
-        billed_cpu_ns=billed_ns,
-        cpu_us=cpu_us,
-        wall_us=wall_us,
-        mem_bytes=mem,
-        cost_pusd=cost,
+        at_ms=counts["updated_ms"],
+        error=bool(counts["errors"]),
+        measures=counts,
         facts=rec.receipt,
     )
 

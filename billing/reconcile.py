@@ -26,7 +26,7 @@ from billing import keys
 from billing.ledger import LedgerEntry, iter_all, ledger_clients
 from billing.records import scan_usage_keys
 from billing.scripts import AnyRedis
-from billing.totals import UsageTotals
+from billing.totals import COUNTERS, UsageTotals
 
 __all__ = [
     "COMPARED",
@@ -38,16 +38,7 @@ __all__ = [
     "sum_entries",
 ]
 
-COMPARED = (
-    "executions",
-    "errors",
-    "fuel",
-    "billed_cpu_ns",
-    "cpu_us",
-    "wall_us",
-    "mem_bytes",
-    "cost_pusd",
-)
+COMPARED = COUNTERS
 """The counters compared (``updated_ms`` is a time, not a sum)."""
 
 _RETRIES = 5
@@ -87,16 +78,7 @@ def sum_entries(entries: Iterable[LedgerEntry]) -> dict[str, UsageTotals]:
     """Ledger sums by UTC day (``YYYY-MM-DD``) and month (``YYYY-MM``) of ``at``."""
     sums: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COMPARED, 0))
     for e in entries:
-        values = {
-            "executions": e.executions,
-            "errors": e.errors,
-            "fuel": e.fuel,
-            "billed_cpu_ns": e.billed_cpu_ns,
-            "cpu_us": e.cpu_us,
-            "wall_us": e.wall_us,
-            "mem_bytes": e.mem_bytes,
-            "cost_pusd": e.cost_pusd,
-        }
+        values = {name: getattr(e, name) for name in COMPARED}
         for period in (keys.day_period(e.at), keys.month_period(e.at)):
             bucket = sums[period]
             for name, value in values.items():

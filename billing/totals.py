@@ -40,7 +40,9 @@ from billing.money import EXACT, format_usd, from_pico
 from billing.pricing import BYTES_PER_MB
 
 __all__ = [
+    "COUNTERS",
     "FIELDS",
+    "MEASURES",
     "PACKED_FIELD",
     "UsageTotals",
     "contract_value",
@@ -50,18 +52,14 @@ __all__ = [
     "spent_pusd",
 ]
 
-FIELDS = (
-    "executions",
-    "errors",
-    "fuel",
-    "billed_cpu_ns",
-    "cpu_us",
-    "wall_us",
-    "mem_bytes",
-    "cost_pusd",
-    "updated_ms",
-)
-"""Hash fields of a usage record, in a fixed order (``updated_ms`` last)."""
+MEASURES = ("fuel", "billed_cpu_ns", "cpu_us", "wall_us", "mem_bytes", "cost_pusd")
+"""What each execution measures, summed into the counters (a ledger entry holds each)."""
+
+COUNTERS = ("executions", "errors", *MEASURES)
+"""The summed counters of a usage record."""
+
+FIELDS = (*COUNTERS, "updated_ms")
+"""Hash fields of a usage record, in a fixed order (``updated_ms`` last: a time, not a sum)."""
 
 PACKED_FIELD = "packed"
 """The hash field holding all of :data:`FIELDS` in the packed form (module docstring)."""

@@ -106,7 +106,7 @@ async def _alerts(args: argparse.Namespace, ctx: CliContext) -> int:
     fired = await ctx.redis.hkeys(keys.alerts(args.client, month))
     shown = ",".join(map(str, own)) if own else "the plan's"
     print(f"{args.client}: thresholds {shown} (percent of the monthly budget)", file=ctx.out)
-    done = sorted(int(f) for f in fired)
+    done = sorted(int(f) for f in fired if f.isdigit())  # not the p:<t> "pending" marks
     print(f"fired in {month}: {','.join(map(str, done)) or 'none'}", file=ctx.out)
     if endpoint is None or endpoint.url is None:
         print("no webhook URL: alerts are not sent (codexec webhooks set)", file=ctx.out)

@@ -9,11 +9,25 @@ briefly), and sends them concurrently. An attempt is a POST of the stored body, 
 redirects (a 3xx is a failure) and at most :data:`MAX_RESPONSE_BYTES` of the answer read.
 A 2xx answer delivers it; anything else schedules the next attempt after
 :func:`backoff_s` (longer if the receiver sent ``Retry-After`` with a 429 or 503) until
-``max_attempts`` were made; then it is dead-lettered.
+``max_attempts`` were made; then it is dead-lettered. The dead-letter stream keeps
+``deadletter_retention_s`` and at most about ``deadletter_max`` entries: whenever the settle
+script adds one, it trims by age (XTRIM MINID, exact) and by count (XADD MAXLEN ~), both
+O(entries removed), so the stream never grows without bound.
+
+Where a delivery may connect (server-side request forgery): the HTTP client of
+:func:`http_client` resolves the host itself when it opens a connection and connects to
+the address it checked, never resolving the name again (so DNS rebinding cannot swap it;
+TLS still verifies the certificate against the name). Unless ``allow_private``, an address
+that is loopback, private, link-local, multicast, reserved, unspecified or otherwise not
+globally routable (IPv4 or IPv6, IPv4-mapped IPv6 included) is refused; a host with no
+other address refuses the delivery, which is dead-lettered at once with the reason (it
+would fail the same way on every retry). Proxies from the environment are not used (a proxy
+would resolve the name instead).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import socket
@@ -24,6 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
+import httpcore
 import httpx
 from redis.exceptions import RedisError, ResponseError
 
@@ -32,7 +47,17 @@ from billing.scripts import AnyRedis, register
 from billing.webhook_signing import sign
 from billing.webhooks import GROUP, Delivery, Outbox
 
-__all__ = ["MAX_RESPONSE_BYTES", "AttemptResult", "DeliveryWorker", "backoff_s", "http_client"]
+__all__ = [
+    "DEADLETTER_MAX",
+    "DEADLETTER_RETENTION_S",
+    "MAX_RESPONSE_BYTES",
+    "AddressRefused",
+    "AttemptResult",
+    "DeliveryWorker",
+    "backoff_s",
+    "http_client",
+    "refusal",
+]
 
 log = logging.getLogger("codexec.webhooks")
 
@@ -41,6 +66,96 @@ MAX_RESPONSE_BYTES = 1024
 
 USER_AGENT = "codexec-webhooks/1"
 STALE_CONSUMER_MS = 24 * 3600 * 1000
+DEADLETTER_RETENTION_S = 30 * 86400
+"""How long a dead letter is kept by default (30 days)."""
+DEADLETTER_MAX = 100_000
+"""How many dead letters are kept at most by default (about: trimmed by whole nodes)."""
+_MAX_ADDRESSES = 4  # tried per connection, each with the connect timeout
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_REFUSED_KINDS = ("unspecified", "loopback", "link_local", "multicast", "reserved", "private")
+
+
+class AddressRefused(Exception):
+    """A webhook URL's host has no address a delivery may connect to."""
+
+
+def refusal(address: str) -> str | None:
+    """Why a delivery may not connect to the IP ``address`` (e.g. ``"loopback"``), or None."""
+    ip: _IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):  # an IPv4 address inside: judge that one
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    for kind in _REFUSED_KINDS:
+        if getattr(ip, f"is_{kind}"):
+            return kind.replace("_", "-")
+    return None if ip.is_global else "not globally routable"
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves each host once per connection, checks every address, connects to a checked one."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self.allow_private = allow_private
+        self._inner = httpcore.AnyIOBackend()
+
+    async def _addresses(self, host: str, port: int, timeout: float | None) -> list[str]:
+        try:
+            with anyio.fail_after(timeout):
+                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, TimeoutError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if self.allow_private:
+            return found
+        allowed = [a for a in found if refusal(a) is None]
+        if not allowed:
+            why = ", ".join(f"{a} ({refusal(a)})" for a in found)
+            raise AddressRefused(f"{host} resolves only to refused addresses: {why}")
+        return allowed
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Connect to the first reachable checked address of ``host``."""
+        error: httpcore.ConnectError | None = None
+        for address in (await self._addresses(host, port, timeout))[:_MAX_ADDRESSES]:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"no address for {host}")
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        """Webhooks never go to a local socket."""
+        raise AddressRefused("webhooks are not delivered to unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep (httpcore's retry waits)."""
+        await self._inner.sleep(seconds)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, allow_private: bool) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=_GuardedBackend(allow_private),
+        )
 
 
 def backoff_s(
@@ -55,12 +170,17 @@ def backoff_s(
     return step / 2 + rand() * step / 2
 
 
-def http_client(timeout_s: float) -> httpx.AsyncClient:
-    """The HTTP client deliveries use: ``timeout_s`` for each phase, redirects not followed."""
+def http_client(timeout_s: float, *, allow_private: bool = True) -> httpx.AsyncClient:
+    """The HTTP client deliveries use: ``timeout_s`` for each phase, redirects not followed,
+    every connection to a resolved and checked address (module docstring). Pass
+    ``allow_private=False`` in production (the service's ``CODEXEC_CALLBACK_ALLOW_PRIVATE``
+    off); the default keeps loopback and private receivers reachable for development."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s),
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
+        transport=_GuardedTransport(allow_private),
+        trust_env=False,
     )
 
 
@@ -72,6 +192,8 @@ class AttemptResult:
     status: int | None = None
     error: str = ""
     retry_after_s: float | None = None
+    final: bool = False
+    """No later attempt can go better (the address is refused): dead-letter it now."""
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -95,6 +217,8 @@ class DeliveryWorker:
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 3600.0,
         claim_idle_s: float = 60.0,
+        deadletter_retention_s: float = DEADLETTER_RETENTION_S,
+        deadletter_max: int = DEADLETTER_MAX,
         batch: int = 16,
         block_ms: int = 500,
         consumer: str | None = None,
@@ -108,6 +232,8 @@ class DeliveryWorker:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.claim_idle_ms = int(claim_idle_s * 1000)
+        self.deadletter_retention_ms = int(deadletter_retention_s * 1000)
+        self.deadletter_max = deadletter_max
         self.batch = batch
         self.block_ms = block_ms
         self.consumer = consumer or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
@@ -189,7 +315,7 @@ class DeliveryWorker:
             outcome, due_ms, after = "delivered", 0, delivery
         else:
             after = replace(delivery, attempts=attempts, last_error=result.error[:500])
-            if attempts < self.max_attempts:
+            if attempts < self.max_attempts and not result.final:
                 wait = backoff_s(attempts, self.backoff_base_s, self.backoff_max_s)
                 if result.retry_after_s is not None:
                     wait = max(wait, min(result.retry_after_s, self.backoff_max_s))
@@ -203,7 +329,15 @@ class DeliveryWorker:
         mode = {"delivered": "done", "retried": "retry", "dead": "dead"}[outcome]
         settled = await self._settle(
             keys=[keys.OUTBOX, keys.OUTBOX_RETRY, keys.DEADLETTER],
-            args=[GROUP, entry_id, mode, due_ms, after.to_json()],
+            args=[
+                GROUP,
+                entry_id,
+                mode,
+                due_ms,
+                after.to_json(),
+                max(0, int(time.time() * 1000) - self.deadletter_retention_ms),
+                self.deadletter_max,
+            ],
         )
         if int(settled):
             self._on_outcome(outcome)
@@ -231,6 +365,8 @@ class DeliveryWorker:
                         break
             finally:
                 await response.aclose()
+        except AddressRefused as exc:
+            return AttemptResult(False, error=f"address refused: {exc}"[:500], final=True)
         except httpx.HTTPError as exc:
             return AttemptResult(False, error=f"{type(exc).__name__}: {exc}"[:500])
         if 200 <= response.status_code < 300:

@@ -27,9 +27,7 @@ import logging
 import re
 import struct
 import sys
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from typing import Any
 import wasmtime
 
 from sandbox import _engine, _ts_bindgen, _ts_package, _ts_sourcemap
+from sandbox._ts_loader import TypeScriptLoader
 from sandbox._ts_package import StripperUnavailable
 from sandbox.result import ExecError
 
@@ -280,41 +279,6 @@ def _thrown_error(value: object, code: str) -> ExecError:
     if isinstance(value, _ts_bindgen.JsError):
         return ExecError(FAILED, f"the type stripper failed: {value.message}", "")
     return ExecError(FAILED, "the type stripper failed", "")
-
-
-class TypeScriptLoader:
-    """A ``TypeScript`` built on first use; a failure is remembered for ``retry_s``."""
-
-    def __init__(self, factory: Callable[[], TypeScript], retry_s: float = 30.0) -> None:
-        self._factory = factory
-        self._retry_s = retry_s
-        self._lock = threading.Lock()
-        self._ready: TypeScript | None = None
-        self._failed: tuple[float, str] | None = None
-
-    @property
-    def ready(self) -> bool:
-        """Whether ``get`` returns at once (the stripper is built)."""
-        return self._ready is not None
-
-    def get(self) -> TypeScript:
-        """The stripper (built now if needed); ``StripperUnavailable`` if it cannot be."""
-        ready = self._ready
-        if ready is not None:
-            return ready
-        with self._lock:
-            if self._ready is not None:
-                return self._ready
-            if self._failed is not None and time.monotonic() < self._failed[0]:
-                raise StripperUnavailable(self._failed[1])
-            try:
-                self._ready = self._factory()
-            except Exception as exc:
-                reason = f"TypeScript is unavailable: {exc}"
-                self._failed = (time.monotonic() + self._retry_s, reason)
-                log.warning("%s", reason)
-                raise StripperUnavailable(reason) from exc
-            return self._ready
 
 
 def main(argv: list[str] | None = None) -> int:

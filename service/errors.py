@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -213,6 +214,12 @@ TRANSLATIONS: tuple[tuple[type[BaseException], Callable[[BaseException], Service
     (CodeTooLarge, lambda e: BadRequest(str(e), field="code")),
     (InvalidContext, lambda e: BadRequest(str(e), field="context")),
     (BillingError, lambda e: Unavailable("billing store error", type="StoreUnavailable")),
+    (
+        RedisError,
+        lambda e: Unavailable(
+            "the billing store is unreachable", type="StoreUnavailable", retry_after=5
+        ),
+    ),
     (SandboxError, lambda e: Unavailable("sandbox unavailable", type="SandboxUnavailable")),
 )
 
@@ -279,6 +286,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(BillingError, on_service_error)
     app.add_exception_handler(SandboxError, on_service_error)
+    app.add_exception_handler(RedisError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_service_error)

@@ -25,9 +25,9 @@ from billing.money import format_decimal
 from billing.pricing import billed_cpu_ms
 from billing.receipt_facts import ReceiptFacts, context_sha256
 from billing.receipts import InvalidReceipt, check, price_lines
-from sandbox import Limits, Sandbox
+from sandbox import Sandbox
 from service.config import Settings
-from service.receipting import engine_build, load_signing_key
+from service.receipting import engine_build, limits_of, load_signing_key
 
 __all__ = ["add_receipt_command", "verify"]
 
@@ -104,17 +104,8 @@ def _rerun(body: dict[str, Any], code: str, context: Any, settings: Settings, ou
                 f"build {there[2]})",
                 3,
             )
-        limits = Limits(
-            timeout_ms=facts.timeout_ms,
-            memory_bytes=facts.memory_bytes,
-            fuel=facts.fuel_cap,
-            max_code_bytes=facts.max_code_bytes,
-            max_output_lines=facts.max_output_lines,
-            max_output_bytes=facts.max_output_bytes,
-            max_result_bytes=facts.max_result_bytes,
-        )
         result = sandbox.run(
-            code, orjson.dumps(context).decode(), limits, random_seed=facts.random_seed
+            code, orjson.dumps(context).decode(), limits_of(facts), random_seed=facts.random_seed
         )
     finally:
         sandbox.close()

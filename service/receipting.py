@@ -23,7 +23,7 @@ from sandbox import EngineInfo, Limits, Result, _engine, _prelude
 from service.config import Environment, Settings
 from service.schemas import ExecuteRequest
 
-__all__ = ["Receipting", "engine_build", "load_signing_key", "receipt_path"]
+__all__ = ["Receipting", "engine_build", "limits_of", "load_signing_key", "receipt_path"]
 
 log = logging.getLogger("codexec.receipts")
 
@@ -49,6 +49,19 @@ def engine_build(info: EngineInfo) -> str:
 def receipt_path(client_id: str, execution_id: str) -> str:
     """Where the receipt of an execution is fetched (``X-Receipt-URL``)."""
     return f"/v1/receipts/{execution_id}?clientId={client_id}"
+
+
+def limits_of(facts: ReceiptFacts) -> Limits:
+    """The limits a receipt's run had (the inverse of :meth:`Receipting.facts`), to re-run it."""
+    return Limits(
+        timeout_ms=facts.timeout_ms,
+        memory_bytes=facts.memory_bytes,
+        fuel=facts.fuel_cap,
+        max_code_bytes=facts.max_code_bytes,
+        max_output_lines=facts.max_output_lines,
+        max_output_bytes=facts.max_output_bytes,
+        max_result_bytes=facts.max_result_bytes,
+    )
 
 
 class Receipting:

@@ -5,12 +5,19 @@
 -- ARGV[1] the plan's monthly budget, pico-USD ('' = unlimited)
 -- ARGV[2] 1-based byte offset of cost_pusd in the packed usage field (billing/totals.py)
 -- ARGV[3] re-arm margin, percentage points   ARGV[4] now, Unix ms   ARGV[5] TTL of KEYS[3], s
--- ARGV[6..] the plan's thresholds, percent of the budget (the client's own, if set, win)
+-- ARGV[6] pending alerts fired at or before this Unix ms are returned to be sent again
+-- ARGV[7..] the plan's thresholds, percent of the budget (the client's own, if set, win)
+-- Firing a threshold also marks it pending ('p:<t>' = '<fired ms>:<n>', n counting the
+-- month's firings in field 'seq') in KEYS[3]; the caller clears that once the webhook is in
+-- the outbox (another slot, so not in this script). A caller that died in between leaves it
+-- pending, and a later call returns it to be queued again under the same idempotency key
+-- (the mark), so the alert is sent once.
 -- The spend is read here (packed + plain cost_pusd, credits included), never passed in, so
 -- a process with a stale reading cannot re-arm a threshold that is still crossed. Without a
 -- webhook URL nothing is marked (the alerts fire once a URL is set).
 -- Returns {spent pico-USD, budget pico-USD (-1: none), {fired now}, {fired earlier or now},
--- url or false, {thresholds used}}.
+-- url or false, {thresholds used}, {mark of each fired now}, {t1, mark 1, t2, ...} pending
+-- ones fired at or before ARGV[6]}.
 local spent = tonumber(redis.call('HGET', KEYS[1], 'cost_pusd') or '0')
 local packed = redis.call('HGET', KEYS[1], 'packed')
 if packed then
@@ -34,11 +41,11 @@ if own then
     thresholds[#thresholds + 1] = t
   end
 else
-  for i = 6, #ARGV do
+  for i = 7, #ARGV do
     thresholds[#thresholds + 1] = ARGV[i]
   end
 end
-local fired, off = {}, {}
+local fired, off, marks = {}, {}, {}
 if url and budget and budget > 0 then
   local margin = tonumber(ARGV[3])
   for _, t in ipairs(thresholds) do
@@ -46,6 +53,8 @@ if url and budget and budget > 0 then
     if spent * 100 >= budget * pct then
       if redis.call('HSETNX', KEYS[3], t, ARGV[4]) == 1 then
         fired[#fired + 1] = t
+        marks[#marks + 1] = ARGV[4] .. ':' .. redis.call('HINCRBY', KEYS[3], 'seq', 1)
+        redis.call('HSET', KEYS[3], 'p:' .. t, marks[#marks])
       end
       off[#off + 1] = t
     elseif spent * 100 < budget * (pct - margin) then
@@ -58,4 +67,17 @@ if url and budget and budget > 0 then
     redis.call('EXPIRE', KEYS[3], ARGV[5])
   end
 end
-return {spent, budget or -1, fired, off, url or false, thresholds}
+local pending = {}
+if url then
+  local cutoff = tonumber(ARGV[6])
+  local state = redis.call('HGETALL', KEYS[3])
+  for i = 1, #state, 2 do
+    local t = string.match(state[i], '^p:(%d+)$')
+    local at = string.match(state[i + 1], '^(%d+):')
+    if t and at and tonumber(at) <= cutoff then
+      pending[#pending + 1] = t
+      pending[#pending + 1] = state[i + 1]
+    end
+  end
+end
+return {spent, budget or -1, fired, off, url or false, thresholds, marks, pending}

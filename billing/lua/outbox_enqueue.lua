@@ -6,6 +6,7 @@ local existing = redis.call('GET', KEYS[2])
 if existing then
   return existing
 end
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
+-- XADD first: if it fails (a script is not rolled back) the key stays unused for a retry.
 redis.call('XADD', KEYS[1], '*', 'd', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 return ARGV[2]

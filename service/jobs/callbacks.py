@@ -4,8 +4,11 @@ A URL must be ``http``/``https`` with a host and at most :data:`MAX_URL_LENGTH` 
 Where private targets are refused (production, unless ``CODEXEC_CALLBACK_ALLOW_PRIVATE``),
 a host that is ``localhost`` or an IP literal in a loopback, private, link-local, reserved
 or multicast range is refused too. Names are not resolved here (a name may change what it
-points to); deliveries go out through :class:`billing.webhooks.Outbox`, which signs, retries
-with backoff and dead-letters them.
+points to): the delivery client resolves the name when it connects and connects to the
+address it resolved; built with ``allow_private=False`` it refuses the same ranges there and
+dead-letters a delivery whose host has only refused addresses
+(:func:`billing.webhook_delivery.http_client`). Deliveries go out through
+:class:`billing.webhooks.Outbox`, which signs, retries with backoff and dead-letters them.
 """
 
 from __future__ import annotations

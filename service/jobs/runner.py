@@ -87,9 +87,8 @@ class JobRunner:
                 await anyio.sleep(1 + random.random())
 
     async def _process(self, entry_id: str, client_id: str, execution_id: str) -> None:
-        job = await self.store.get(client_id, execution_id) if client_id else None
-        if job is None:  # expired or never complete: nothing to run
-            await self.store.ack(entry_id)
+        job = await self.store.job_of_entry(entry_id, client_id, execution_id)
+        if job is None:  # nothing to run (dropped), or its submission is not written yet
             return
         if not job.finished:
             if not await self._run(entry_id, job):

@@ -4,16 +4,33 @@ Keys (built by :mod:`billing.keys`)::
 
     jobs                          stream  one entry per job to run: client, id (group "runners")
     jobs:{<client>}               zset    the client's unfinished jobs (score: submit ms)
-    job:{<client>}:<executionId>  hash    status, request, plan, callback, times, response
+    job:{<client>}:<executionId>  hash    status, request, plan, callback, times, response,
+                                          entry (the ID of the stream entry that runs it)
     batch:{<client>}:<batchId>    hash    an async batch: item IDs, items left, callback
 
-A job hash is written before its stream entry, so a runner never sees an entry without its
-job. An entry stays pending in the group until its job is finished and recorded; a runner
-that dies leaves it pending, and another runner takes it over with ``XAUTOCLAIM`` once it
-has been idle for ``job_reclaim_idle_s`` (a live runner keeps its entries fresh with
-``XCLAIM ... JUSTID`` while it runs them). The run itself is idempotent (the job's execution
-ID), so a job run twice is recorded and billed once. ``finish`` is one script on the
-client's slot, so a batch's "items left" counts every job once.
+On a Redis Cluster ``jobs`` and a client's keys are in different slots, so submitting is two
+steps that cannot be one transaction, ordered so that a crash between them loses nothing:
+
+1. ``XADD jobs`` (the entry, whose ID says when it was made);
+2. one script on the client's slot writes the job hash (with that entry's ID) and the
+   client's zset, unless the execution ID exists already or the entry is older than
+   :data:`SUBMIT_WINDOW_MS` by that node's clock (a submitter that stalled that long tries
+   again with a fresh entry).
+
+A process that dies between the two never answered 202, and leaves an entry without a job:
+a runner that finds one leaves it pending (its submission may still be under way) and drops
+it once it is :data:`ORPHAN_AFTER_MS` old, far beyond the window in which step 2 may still
+write it. An entry whose job names another entry (a repeated submission) is dropped too. So
+a job that exists always has a live entry, and no job stays ``queued`` forever.
+
+An entry stays pending in the group until its job is finished and recorded; a runner that
+dies leaves it pending, and another runner takes it over with ``XAUTOCLAIM`` once it has been
+idle for ``job_reclaim_idle_s`` (a live runner keeps its entries fresh with ``XCLAIM ...
+JUSTID`` while it runs them). The run itself is idempotent (the job's execution ID), so a job
+run twice is recorded and billed once. ``finish`` is one script on the client's slot, so a
+batch's "items left" counts every job once. Nothing here uses MULTI (transactional
+pipelines and cluster clients do not mix well): every multi-command change is one script on
+one slot, or a non-transactional pipeline on one key whose partial effect is harmless.
 """
 
 from __future__ import annotations
@@ -22,6 +39,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
+import anyio
 import orjson
 from redis.exceptions import ResponseError
 
@@ -29,10 +47,41 @@ from billing import keys
 from billing.scripts import AnyRedis
 from service.errors import Conflict, RateLimited, Unavailable
 
-__all__ = ["GROUP", "TERMINAL", "Job", "JobStore", "NewJob"]
+__all__ = ["GROUP", "ORPHAN_AFTER_MS", "SUBMIT_WINDOW_MS", "TERMINAL", "Job", "JobStore", "NewJob"]
 
 GROUP = "runners"
 TERMINAL = ("succeeded", "failed")
+SUBMIT_WINDOW_MS = 60_000
+"""A job hash is written for a stream entry at most this old (else a fresh entry is made).
+Entry IDs carry the stream node's clock and the check reads the client node's: Redis nodes'
+clocks must agree within this (NTP does far better)."""
+ORPHAN_AFTER_MS = 10 * SUBMIT_WINDOW_MS
+"""An entry this old whose job does not exist is dropped (its submitter died); the margin
+over :data:`SUBMIT_WINDOW_MS` absorbs clock differences between processes and nodes."""
+_LATE_READS_S = (0.02, 0.1, 0.5)  # a runner may read an entry just before its job is written
+
+# KEYS: job hash, the client's zset
+# ARGV: body hash, entry ID, entry ms, window ms, TTL s, submitted ms, execution ID, fields...
+# -> {1, ''} written; {0, existing body hash} the ID exists; {-1, ''} the entry is too old
+_SUBMIT = """
+local existing = redis.call('HGET', KEYS[1], 'hash')
+if existing then return {0, existing} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now - tonumber(ARGV[3]) > tonumber(ARGV[4]) then return {-1, ''} end
+redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'entry', ARGV[2], unpack(ARGV, 8))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[7])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return {1, ''}
+"""
+# KEYS: batch hash   ARGV: TTL s, fields... -> 1 created, 0 the batch exists
+_CREATE_BATCH = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
 # KEYS: job hash, the client's zset, batch hash (or the job hash again)
 # ARGV: status, response, finished ms, execution ID, "1" if in a batch
 # -> -1 if the job was already finished, else the batch's items left (0 without a batch)
@@ -81,6 +130,7 @@ class Job:
     finished_ms: int | None
     attempts: int
     response: bytes | None
+    entry_id: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -107,6 +157,8 @@ class JobStore:
         self.max_queued = max_queued
         self.max_queued_per_client = max_queued_per_client
         self._finish = redis.register_script(_FINISH)
+        self._submit = redis.register_script(_SUBMIT)
+        self._create_batch = redis.register_script(_CREATE_BATCH)
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if they do not exist."""
@@ -127,40 +179,48 @@ class JobStore:
         if await self._exists(key, job.body_hash):
             return False
         await self.check_room(job.client_id, 1)
-        if not await self.redis.hsetnx(key, "hash", job.body_hash):
-            await self._exists(key, job.body_hash)  # submitted at the same moment: 409 or done
-            return False
-        submitted = now_ms()
-        fields: dict[Any, Any] = {
-            "status": "queued",
-            "request": orjson.dumps(job.request),
-            "plan": job.plan,
-            "legacy": "1" if job.legacy else "0",
-            "submitted": submitted,
-            "attempts": 0,
-            "callback": job.callback_url or "",
-            "batch": job.batch_id or "",
-        }
-        zset = keys.jobs_of(job.client_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, self.ttl_s)
-            pipe.zadd(zset, {job.execution_id: submitted})
-            pipe.expire(zset, self.ttl_s)
-            await pipe.execute()
-        await self.redis.xadd(keys.JOBS, {"client": job.client_id, "id": job.execution_id})
-        return True
+        fields: list[Any] = [
+            "status", "queued",
+            "request", orjson.dumps(job.request),
+            "plan", job.plan,
+            "legacy", "1" if job.legacy else "0",
+            "attempts", 0,
+            "callback", job.callback_url or "",
+            "batch", job.batch_id or "",
+        ]  # fmt: skip
+        for _ in range(3):
+            entry = _decode(
+                await self.redis.xadd(keys.JOBS, {"client": job.client_id, "id": job.execution_id})
+            )
+            submitted = now_ms()
+            written, existing = await self._submit(
+                keys=[key, keys.jobs_of(job.client_id)],
+                args=[
+                    job.body_hash, entry, _entry_ms(entry), SUBMIT_WINDOW_MS, self.ttl_s,
+                    submitted, job.execution_id, *fields, "submitted", submitted,
+                ],
+            )  # fmt: skip
+            if int(written) == 1:
+                return True
+            await self.redis.xdel(keys.JOBS, entry)  # a runner that read it drops it too
+            if int(written) == 0:
+                self._same_body(existing, job.body_hash)
+                return False
+        raise Unavailable("the async execution queue is too slow; retry later", retry_after=5)
+
+    def _same_body(self, existing: bytes | str, body_hash: str) -> None:
+        if _decode(existing) != body_hash:
+            raise Conflict(
+                "this executionId was already submitted with a different body",
+                field="executionId",
+            )
 
     async def _exists(self, key: str, body_hash: str) -> bool:
         """Whether the job exists (with this body; another body is 409)."""
         existing = cast("bytes | None", await self.redis.hget(key, "hash"))
         if existing is None:
             return False
-        if existing.decode() != body_hash:
-            raise Conflict(
-                "this executionId was already submitted with a different body",
-                field="executionId",
-            )
+        self._same_body(existing, body_hash)
         return True
 
     async def check_room(self, client_id: str, n: int) -> None:
@@ -191,12 +251,41 @@ class JobStore:
             finished_ms=_int(raw.get(b"finished")),
             attempts=int(raw.get(b"attempts", b"0")),
             response=raw.get(b"response"),
+            entry_id=_text(raw.get(b"entry")),
         )
+
+    async def job_of_entry(self, entry_id: str, client_id: str, execution_id: str) -> Job | None:
+        """The job a stream entry runs, or None if there is nothing to run for it now.
+
+        An entry that runs no job (expired, repeated, or orphaned by a submitter that died
+        before writing the job) is acknowledged and dropped here. One whose job is not
+        written yet but may still be (younger than :data:`ORPHAN_AFTER_MS`) is left pending:
+        it is looked at again once idle.
+        """
+        if not client_id or not execution_id:
+            await self.ack(entry_id)
+            return None
+        try:
+            job = await self.get(client_id, execution_id)
+            for delay in _LATE_READS_S:
+                if job is not None or now_ms() - _entry_ms(entry_id) > ORPHAN_AFTER_MS:
+                    break
+                await anyio.sleep(delay)
+                job = await self.get(client_id, execution_id)
+        except ValueError:  # not a client or execution ID this service writes
+            job = None
+        else:
+            if job is None and now_ms() - _entry_ms(entry_id) <= ORPHAN_AFTER_MS:
+                return None
+        if job is None or (job.entry_id is not None and job.entry_id != entry_id):
+            await self.ack(entry_id)
+            return None
+        return job
 
     async def start(self, job: Job, runner: str) -> None:
         """Mark ``job`` running (again, after a reclaim) on ``runner``."""
         key = keys.job(job.client_id, job.execution_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:  # one key
             pipe.hset(key, mapping={"status": "running", "started": now_ms(), "runner": runner})
             pipe.hincrby(key, "attempts", 1)
             await pipe.execute()
@@ -232,8 +321,9 @@ class JobStore:
             keys.JOBS, GROUP, runner, min_idle_time=idle_ms, start_id="0-0", count=1
         )
         for entry_id, fields in reply[1] if len(reply) > 1 else ():
-            if fields:  # a deleted entry comes back without fields
+            if fields:
                 return _entry(entry_id, fields)
+            await self.ack(_decode(entry_id))  # deleted while pending (Redis < 7 returns it)
         return None
 
     async def keep(self, runner: str, entry_id: str) -> None:
@@ -242,7 +332,7 @@ class JobStore:
 
     async def ack(self, entry_id: str) -> None:
         """Drop a finished entry from the group and the stream."""
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:  # one key
             pipe.xack(keys.JOBS, GROUP, entry_id)
             pipe.xdel(keys.JOBS, entry_id)
             await pipe.execute()
@@ -251,19 +341,17 @@ class JobStore:
         self, client_id: str, batch_id: str, ids: list[str], callback_url: str | None
     ) -> bool:
         """Store an async batch; False if this batch ID exists already."""
-        key = keys.batch(client_id, batch_id)
-        fields: dict[Any, Any] = {
-            "ids": orjson.dumps(ids),
-            "left": len(ids),
-            "callback": callback_url or "",
-        }
-        if not await self.redis.hsetnx(key, "created", now_ms()):
-            return False
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, self.ttl_s)
-            await pipe.execute()
-        return True
+        created = await self._create_batch(
+            keys=[keys.batch(client_id, batch_id)],
+            args=[
+                self.ttl_s,
+                "created", now_ms(),
+                "ids", orjson.dumps(ids),
+                "left", len(ids),
+                "callback", callback_url or "",
+            ],
+        )  # fmt: skip
+        return int(created) == 1
 
     async def batch(self, client_id: str, batch_id: str) -> tuple[list[str], int, str | None]:
         """A batch's item IDs, items left and callback URL."""
@@ -272,6 +360,14 @@ class JobStore:
         return ids, int(raw.get(b"left", b"0")), _text(raw.get(b"callback"))
 
 
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry_ms(entry_id: str) -> int:
+    """When a stream entry was added (the milliseconds part of its ID)."""
+    return int(entry_id.partition("-")[0])
+
+
 def _entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> tuple[str, str, str]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return text, fields.get(b"client", b"").decode(), fields.get(b"id", b"").decode()
+    return _decode(entry_id), fields.get(b"client", b"").decode(), fields.get(b"id", b"").decode()

@@ -17,6 +17,7 @@ from billing.kv import export_pages
 from billing.reports import build_report, render_csv, render_json
 from service.deps import AdminDep, Services, ServicesDep
 from service.errors import BadRequest, NotFound
+from service.routes.openapi import ADMIN_NOTES, error_responses
 from service.schemas import ClientQuery
 
 __all__ = ["router"]
@@ -33,7 +34,12 @@ class ReportFormat(StrEnum):
     csv = "csv"
 
 
-@router.get("/report", summary="Usage report over a range of days (admin)", response_model=None)
+@router.get(
+    "/report",
+    summary="Usage report over a range of days (admin)",
+    response_model=None,
+    responses=error_responses(400, 401, 403, 503, notes=ADMIN_NOTES),
+)
 async def report(
     services: ServicesDep,
     _admin: AdminDep,
@@ -79,7 +85,14 @@ _LEDGER_MEDIA = {
 }
 
 
-@router.get("/export", summary="Usage for other billing systems (admin)", response_model=None)
+@router.get(
+    "/export",
+    summary="Usage for other billing systems (admin)",
+    response_model=None,
+    responses=error_responses(
+        400, 401, 403, 404, 503, notes={**ADMIN_NOTES, 404: "page is past the last page"}
+    ),
+)
 async def export(
     services: ServicesDep,
     _admin: AdminDep,

@@ -8,34 +8,31 @@ from fastapi import APIRouter, Header, Request, Response
 
 from service.body import read_json_object
 from service.deps import CallerDep, ServicesDep
-from service.schemas import EXECUTION_ID_PATTERN, ErrorEnvelope, ExecuteRequest, ExecuteResponse
+from service.routes.openapi import error_responses
+from service.schemas import EXECUTION_ID_PATTERN, ExecuteRequest, ExecuteResponse
 from service.streaming import stream_execution, wants_stream
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["execute"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": text}
-    for status, text in (
-        (400, "Bad input (names the field)"),
-        (401, "Missing or unknown key"),
-        (402, "Budget exhausted"),
-        (403, "Wrong client for this key"),
-        (408, "Body did not arrive in time"),
-        (409, "X-Execution-ID reused with a different body"),
-        (413, "Body too large"),
-        (415, "Body is not JSON"),
-        (429, "Rate limited (Retry-After)"),
-        (503, "Overloaded or billing store down (Retry-After)"),
-    )
-}
+_ERRORS = error_responses(400, 401, 402, 403, 408, 409, 413, 415, 429, 503)
 _OK: dict[str, Any] = {
     "model": ExecuteResponse,
     "description": "The execution (also when the code threw or hit a limit). With "
     "`Accept: text/event-stream`: `output` events (one per console line, as written) then "
     "one `result` event holding this body.",
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "headers": {
+        name: {"description": text, "schema": {"type": "string"}}
+        for name, text in (
+            ("X-Execution-ID", "The execution ID (the client's, or a generated one)"),
+            ("X-Receipt-URL", "Where the signed receipt is fetched (JSON answers)"),
+            ("RateLimit", 'Requests left: `"burst";r=<left>;t=<seconds to full>`'),
+            ("RateLimit-Policy", 'The plan\'s bucket: `"burst";q=<burst>;w=<seconds>`'),
+            ("Idempotent-Replayed", "`true` when a stored answer was replayed"),
+        )
+    },
 }
 _REQUEST_BODY = {
     "requestBody": {

@@ -25,6 +25,7 @@ from service.errors import (
 from service.jobs.batch import BatchItem, parse_items, run_batch
 from service.jobs.callbacks import MAX_URL_LENGTH, check_callback_url
 from service.jobs.store import Job, NewJob
+from service.routes.openapi import error_responses
 from service.schemas import EXECUTION_ID_PATTERN, EXECUTION_ID_RE, ExecuteRequest
 
 __all__ = ["router"]
@@ -131,11 +132,24 @@ async def _submit(
     return client_id
 
 
+_QUEUE_STATUSES = (400, 401, 403, 408, 409, 413, 415, 429, 503)
+_QUEUE_NOTES = {
+    409: "executionId (or batchId) reused with a different body",
+    429: "Too many unfinished async executions of this client (Retry-After)",
+    503: "The queue is full, or the job store is down (Retry-After)",
+}
+
+
 @router.post(
     "",
     status_code=202,
     summary="Queue an execution; poll it or get a callback",
     openapi_extra=_SUBMIT,
+    responses=error_responses(
+        *_QUEUE_STATUSES,
+        notes=_QUEUE_NOTES,
+        success={202: "Queued: `{executionId, status}`, `Location`"},
+    ),
 )
 async def submit(
     request: Request,
@@ -193,7 +207,21 @@ def _reader_client(caller: Caller, client_id: str | None) -> str:
     return caller.client_id
 
 
-@router.get("/{execution_id}", summary="Status of an async execution, then its response")
+@router.get(
+    "/{execution_id}",
+    summary="Status of an async execution, then its response",
+    responses=error_responses(
+        400,
+        401,
+        404,
+        503,
+        notes={
+            400: "clientId missing with the shared or admin key",
+            404: "No such execution of this client",
+            503: "The job store is down (Retry-After)",
+        },
+    ),
+)
 async def status(
     execution_id: str,
     services: ServicesDep,
@@ -220,6 +248,14 @@ async def status(
     "/batch",
     summary="Run up to batch_max_items executions, together or async",
     openapi_extra=_BATCH,
+    responses=error_responses(
+        *_QUEUE_STATUSES,
+        notes=_QUEUE_NOTES,
+        success={
+            200: "Every item's `{status, body}`, in order",
+            202: '`"async": true`: queued, `{batchId, executionIds}`',
+        },
+    ),
 )
 async def batch(request: Request, services: ServicesDep, caller: CallerDep) -> Response:
     """``{"items": [<execute body + executionId>...], "async": false, "callbackUrl": ...}``."""
@@ -276,19 +312,23 @@ async def _queue_batch(
     ids: list[str],
     callback_url: str | None,
 ) -> None:
-    """Queue every item of a new batch (a batch ID seen before queues nothing again)."""
+    """Queue every item of a batch. A batch ID seen before with the same items queues only
+    the items not queued yet (a submission that died part-way is completed by a retry)."""
     jobs = services.jobs
     known, _, _ = await jobs.batch(client_id, batch_id)
-    if known:
-        if known != ids:
-            raise Conflict("this batchId was already used for other items", field="batchId")
-        return
-    for i, execution_id in enumerate(ids):
-        if await jobs.get(client_id, execution_id) is not None:
-            raise Conflict(
-                f"items.{i}: this executionId was already used", field=f"items.{i}.executionId"
-            )
-    await jobs.check_room(client_id, len(items))
-    if await jobs.create_batch(client_id, batch_id, ids, callback_url):
-        for item, execution_id in zip(items, ids, strict=True):
-            await _submit(services, caller, item.body, execution_id, None, batch_id)
+    if known and known != ids:
+        raise Conflict("this batchId was already used for other items", field="batchId")
+    if not known:
+        for i, execution_id in enumerate(ids):
+            if await jobs.get(client_id, execution_id) is not None:
+                raise Conflict(
+                    f"items.{i}: this executionId was already used",
+                    field=f"items.{i}.executionId",
+                )
+        await jobs.check_room(client_id, len(items))
+        if not await jobs.create_batch(client_id, batch_id, ids, callback_url):
+            known, _, _ = await jobs.batch(client_id, batch_id)  # created at the same moment
+            if known != ids:
+                raise Conflict("this batchId was already used for other items", field="batchId")
+    for item, execution_id in zip(items, ids, strict=True):
+        await _submit(services, caller, item.body, execution_id, None, batch_id)

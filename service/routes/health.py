@@ -20,7 +20,15 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: sandbox pool and Redis", response_model=None)
+@router.get(
+    "/readyz",
+    summary="Readiness: sandbox pool and Redis",
+    response_model=None,
+    responses={
+        200: {"description": '`{"status": "ready", "checks": {...}}`'},
+        503: {"description": 'Redis unreachable: `{"status": "not ready", "checks": {...}}`'},
+    },
+)
 async def readyz(services: ServicesDep) -> Response:
     """503 unless the sandbox engine is loaded and Redis answers a PING."""
     checks: dict[str, object] = {}

@@ -18,6 +18,7 @@ from billing.ledger import entry_by_execution
 from billing.receipts import receipt_of_entry, sign
 from service.deps import CallerDep, Services, ServicesDep
 from service.errors import NotFound, Unavailable
+from service.routes.openapi import READ_NOTES, error_responses
 from service.routes.usage import caller_client
 from service.schemas import EXECUTION_ID_PATTERN, ClientQuery
 
@@ -37,7 +38,14 @@ def _key(services: Services) -> Ed25519PrivateKey:
     return receipting.key
 
 
-@router.get("/public-key", summary="The Ed25519 public key that signs receipts")
+_NO_KEY = "No receipt signing key configured: ReceiptsUnavailable (Retry-After)"
+
+
+@router.get(
+    "/public-key",
+    summary="The Ed25519 public key that signs receipts",
+    responses=error_responses(503, notes={503: _NO_KEY}),
+)
 async def public_key(services: ServicesDep) -> dict[str, Any]:
     """The key in two forms (base64 of the 32 raw bytes, and PEM) and its key ID."""
     public = _key(services).public_key()
@@ -49,7 +57,24 @@ async def public_key(services: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.get("/{execution_id}", summary="The signed receipt of one execution", response_model=None)
+@router.get(
+    "/{execution_id}",
+    summary="The signed receipt of one execution",
+    response_model=None,
+    responses=error_responses(
+        400,
+        401,
+        403,
+        404,
+        503,
+        notes={
+            **READ_NOTES,
+            404: "No such execution of this client (or past the retention)",
+            503: f"{_NO_KEY}, or the key store is unreachable",
+        },
+        success={200: "`{receipt, signature}`"},
+    ),
+)
 async def receipt(
     services: ServicesDep,
     caller: CallerDep,

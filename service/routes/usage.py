@@ -15,6 +15,7 @@ from billing.totals import contract_value, iso_utc
 from service.auth import Caller
 from service.deps import CallerDep, ServicesDep
 from service.errors import BadRequest
+from service.routes.openapi import READ_NOTES, error_responses
 from service.schemas import ClientQuery
 
 __all__ = ["caller_client", "router"]
@@ -37,7 +38,11 @@ def caller_client(caller: Caller, client_id: str | None) -> str:
     return caller.billed_client(client_id)
 
 
-@router.get("/usage", summary="The caller's usage today and this month")
+@router.get(
+    "/usage",
+    summary="The caller's usage today and this month",
+    responses=error_responses(400, 401, 403, 503, notes=READ_NOTES),
+)
 async def usage(
     services: ServicesDep, caller: CallerDep, client_id: ClientQuery = None
 ) -> dict[str, Any]:
@@ -81,7 +86,11 @@ def _entry_json(e: LedgerEntry) -> dict[str, Any]:
     return item
 
 
-@router.get("/usage/executions", summary="The caller's ledger entries, page by page")
+@router.get(
+    "/usage/executions",
+    summary="The caller's ledger entries, page by page",
+    responses=error_responses(400, 401, 403, 503, notes=READ_NOTES),
+)
 async def executions(
     services: ServicesDep,
     caller: CallerDep,

@@ -105,6 +105,15 @@ def make_settings(redis_url: str, var_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def usage_today(live: LiveServer, client_id: str) -> dict[str, Any]:
+    """Today's usage of ``client_id`` as ``GET /v1/usage`` reports it (admin key)."""
+    with live.client(ADMIN_KEY) as http:
+        r = http.get("/v1/usage", params={"clientId": client_id})
+    assert r.status_code == 200, r.text
+    today: dict[str, Any] = r.json()["today"]
+    return today
+
+
 @pytest.fixture(scope="module")
 def live(
     redis_server: str, module_cache: Path, tmp_path_factory: pytest.TempPathFactory

@@ -34,7 +34,14 @@ PROM = DEPLOY / "prometheus"
 # the oldest Kubernetes the manifests promise to work on, and the newest schemas bundled
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 OVERLAYS = ("staging", "production")
-SECRET_SETTINGS = {"CODEXEC_ADMIN_KEY", "CODEXEC_API_KEY", "CODEXEC_REDIS_URL"}
+SECRET_SETTINGS = {
+    "CODEXEC_ADMIN_KEY",
+    "CODEXEC_API_KEY",
+    "CODEXEC_REDIS_URL",
+    "CODEXEC_RECEIPT_SIGNING_KEY",
+}
+# what a replica's webhook delivery must never reach, whatever a URL resolves to
+PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8"}
 VAR_DIR = "/var/lib/codexec"
 
 
@@ -93,6 +100,13 @@ def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]
             yield d["kind"], d["spec"]["template"]
         elif d["kind"] == "CronJob":
             yield d["kind"], d["spec"]["jobTemplate"]["spec"]["template"]
+
+
+def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The one object of ``kind`` called ``name``."""
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
+    return found[0]
 
 
 def server_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -217,7 +231,7 @@ def test_server_probes_volumes_and_scrape_annotations(target: str) -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_network_policy_admits_http_and_allows_only_redis_and_dns(target: str) -> None:
     docs = build(target)
-    policy = one(docs, "NetworkPolicy")["spec"]
+    policy = named(docs, "NetworkPolicy", "codexec")["spec"]
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
@@ -225,6 +239,40 @@ def test_network_policy_admits_http_and_allows_only_redis_and_dns(target: str) -
     assert ingress_ports == {(8787, "TCP")}
     egress_ports = {(p["port"], p["protocol"]) for r in policy["egress"] for p in r["ports"]}
     assert egress_ports == {(6379, "TCP"), (53, "UDP"), (53, "TCP")}
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"} == {
+        "codexec",
+        "codexec-webhooks",
+    }
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_server_pods_deliver_webhooks_to_public_addresses_only(target: str) -> None:
+    """Every server process delivers the webhook outbox: its pods reach public http(s),
+    never the cluster, private ranges or the metadata service; the CronJob gets nothing."""
+    docs = build(target)
+    spec = named(docs, "NetworkPolicy", "codexec-webhooks")["spec"]
+    assert spec["policyTypes"] == ["Egress"]
+    selector = spec["podSelector"]["matchLabels"]
+    assert (
+        selector.items()
+        <= one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    )
+    job_labels = one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
+    assert not selector.items() <= job_labels["labels"].items(), "the CronJob sends no webhook"
+    (rule,) = spec["egress"]
+    assert {(p["port"], p["protocol"]) for p in rule["ports"]} == {(80, "TCP"), (443, "TCP")}
+    blocks = [peer["ipBlock"] for peer in rule["to"]]
+    assert len(blocks) == len(rule["to"]), "only ipBlock peers"
+    v4 = next(b for b in blocks if b["cidr"] == "0.0.0.0/0")
+    assert set(v4["except"]) >= PRIVATE_RANGES
+    for block in blocks:
+        assert block.get("except"), f"{block['cidr']} open to every address"
+    # nothing switches the outbox worker off in the server pods (job runners cannot be:
+    # CODEXEC_JOB_CONCURRENCY >= 1)
+    settings = config_data(docs) | {
+        e["name"]: e["value"] for e in server_container(docs)["env"] if "value" in e
+    }
+    assert settings.get("CODEXEC_WEBHOOK_DELIVERY", "true") == "true"
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -264,8 +312,8 @@ def test_secrets_are_references_only(target: str) -> None:
                     "codexec-secrets"
                 )
     env = {e["name"]: e for e in server_container(docs)["env"]}
-    assert env["CODEXEC_ADMIN_KEY"]["valueFrom"]["secretKeyRef"].get("optional") is not True
-    assert env["CODEXEC_REDIS_URL"]["valueFrom"]["secretKeyRef"].get("optional") is not True
+    for required in ("CODEXEC_ADMIN_KEY", "CODEXEC_REDIS_URL", "CODEXEC_RECEIPT_SIGNING_KEY"):
+        assert env[required]["valueFrom"]["secretKeyRef"].get("optional") is not True, required
 
 
 def test_no_secret_material_in_deploy_files() -> None:
@@ -356,6 +404,9 @@ def test_dockerfile_follows_the_image_contract() -> None:
     assert "pip install" in body
     assert "-c constraints.txt" in body
     assert "codexec compile-cache" in body
+    # compile-cache only warns when the TypeScript stripper cannot be downloaded: the build
+    # must fail instead of shipping an image without it
+    assert "python -m sandbox.typescript fetch" in body
     env = " ".join(line for line in instructions if line.startswith("ENV "))
     assert "CODEXEC_HOST=0.0.0.0" in env
     assert f"CODEXEC_VAR_DIR={VAR_DIR}" in env
@@ -405,10 +456,10 @@ def test_compose_file() -> None:
     env = app["environment"]
     assert set(env) <= setting_names(), f"not settings: {set(env) - setting_names()}"
     required = re.compile(r"\$\{[A-Z_]+:\?[^}]+\}")
-    for name in ("CODEXEC_ADMIN_KEY", "CODEXEC_REDIS_URL"):
+    for name in ("CODEXEC_ADMIN_KEY", "CODEXEC_REDIS_URL", "CODEXEC_RECEIPT_SIGNING_KEY"):
         assert required.search(str(env[name])), f"{name} must be required with ${{VAR:?message}}"
     # every secret the file mentions is required, never defaulted
-    for var in ("CODEXEC_ADMIN_KEY", "REDIS_PASSWORD"):
+    for var in ("CODEXEC_ADMIN_KEY", "REDIS_PASSWORD", "CODEXEC_RECEIPT_SIGNING_KEY"):
         uses = re.findall(rf"\$\{{{var}(:?[?-]?)", text)
         assert uses, var
         assert set(uses) == {":?"}, f"${{{var}}} must always be ${{{var}:?message}}"
@@ -489,6 +540,22 @@ def test_rules_and_dashboard_use_only_exported_metrics() -> None:
     assert families <= shown, f"metrics missing from the dashboard: {families - shown}"
 
 
+def test_dashboard_layout() -> None:
+    """Panel IDs are unique and no two panels share a grid cell (Grafana would move them)."""
+    panels = json.loads((PROM / "grafana-dashboard.json").read_text())["panels"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "duplicate panel id"
+    taken: dict[tuple[int, int], str] = {}
+    for p in panels:
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24, p["title"]
+        for cell in (
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        ):
+            assert cell not in taken, f"{p['title']!r} overlaps {taken[cell]!r}"
+            taken[cell] = p["title"]
+
+
 def test_alerts_cover_the_issue_and_are_tested_and_documented() -> None:
     alerts = {r["alert"]: r["expr"] for r in rules()}
     needed = {
@@ -497,6 +564,10 @@ def test_alerts_cover_the_issue_and_are_tested_and_documented() -> None:
         "codexec_http_request_seconds_bucket",
         "codexec_billing_spool_depth",
         "codexec_redis_errors_total",
+        "codexec_reconcile_mismatches",
+        "codexec_job_queue_depth",
+        "codexec_job_age_seconds_bucket",
+        "codexec_webhook_deliveries_total",
     }
     assert needed <= set().union(*(metric_names(e) for e in alerts.values()))
     spool = next(r for r in rules() if "codexec_billing_spool_depth" in r["expr"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import redis.asyncio as aioredis
 
-from billing.ledger import credit
+from billing.corrections import credit
 from billing.plans import Plans
 from billing.spool import Spool
 from billing.usage import UsageRecord, UsageStore

@@ -17,17 +17,10 @@ from redis.asyncio.cluster import RedisCluster
 
 from billing import keys
 from billing.cli import CliContext, add_commands
+from billing.corrections import CorrectionRefused, credit, void
 from billing.embedded import EmbeddedCluster
 from billing.kv import export_pages
-from billing.ledger import (
-    CorrectionRefused,
-    credit,
-    entry_by_execution,
-    iter_entries,
-    ledger_clients,
-    read_page,
-    void,
-)
+from billing.ledger import entry_by_execution, iter_entries, ledger_clients, read_page
 from billing.maintenance import rollup
 from billing.money import from_pico, to_pico
 from billing.plans import Plans
@@ -39,7 +32,7 @@ from billing.usage import UsageRecord, UsageStore
 from service.background import reconcile_once
 from service.config import Settings
 from service.metrics import Metrics
-from tests.integration.conftest import LiveServer, make_settings, start_server, stop_server
+from tests.integration.conftest import LiveServer
 
 PLAN = Plans.load().get("basic")
 NOW = datetime.now(UTC).replace(microsecond=0)  # records go minutes before it, same month
@@ -287,20 +280,6 @@ async def test_the_rollup_command_reconciles_and_saves_the_result(
     # the roll-up rebuilt the month from its days, which repaired it
     assert "reconcile: clients=1" in out.getvalue()
     assert await last_mismatches(redis_client) == 0
-
-
-@pytest.fixture(scope="module")
-def live(
-    redis_server: str, module_cache: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    settings = make_settings(
-        redis_server, tmp_path_factory.mktemp("var"), module_cache_dir=module_cache
-    )
-    server = start_server(settings)
-    try:
-        yield server
-    finally:
-        stop_server(server)
 
 
 def test_executions_endpoint_pages_the_callers_ledger(live: LiveServer, client_id: str) -> None:

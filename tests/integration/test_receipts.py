@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -37,20 +36,6 @@ console.log("sum", s);
 return {s, n: xs.length};
 """
 CONTEXT = {"factor": 3, "label": "é \u2603", "nested": {"b": [1, 2], "a": None}}
-
-
-@pytest.fixture(scope="module")
-def live(
-    redis_server: str, module_cache: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    settings = make_settings(
-        redis_server, tmp_path_factory.mktemp("var"), module_cache_dir=module_cache
-    )
-    server = start_server(settings)
-    try:
-        yield server
-    finally:
-        stop_server(server)
 
 
 def _run(live: LiveServer, token: str, **extra: Any) -> tuple[dict[str, Any], dict[str, str]]:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import ADMIN_KEY, LEGACY_KEY, LiveServer
+from tests.integration.conftest import ADMIN_KEY, LEGACY_KEY, LiveServer, usage_today
 
 EXAMPLE = "const x = 10; const y = 20; return x + y;"
 
@@ -19,14 +19,6 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     assert body["success"] is False
     error: dict[str, Any] = body["error"]
     return error
-
-
-def usage_today(live: LiveServer, client_id: str) -> dict[str, Any]:
-    with live.client(ADMIN_KEY) as http:
-        r = http.get("/v1/usage", params={"clientId": client_id})
-    assert r.status_code == 200, r.text
-    today: dict[str, Any] = r.json()["today"]
-    return today
 
 
 def test_contract_example_on_worker_root_path_with_legacy_key(live: LiveServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import threading
@@ -13,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.jobs.store import JobStore
 from tests.integration.conftest import (
     ADMIN_KEY,
     LEGACY_KEY,
@@ -22,6 +25,7 @@ from tests.integration.conftest import (
     make_settings,
     start_server,
     stop_server,
+    usage_today,
 )
 
 SLOW = "{ const t = Date.now(); while (Date.now() - t < %d) {} } return %s;"
@@ -111,14 +115,6 @@ def wait_done(http: httpx.Client, location: str, timeout: float = 60) -> dict[st
             return view
         assert time.monotonic() < deadline, f"job still {view['status']}"
         time.sleep(0.05)
-
-
-def usage_today(live: LiveServer, client_id: str) -> dict[str, Any]:
-    with live.client(ADMIN_KEY) as http:
-        r = http.get("/v1/usage", params={"clientId": client_id})
-    assert r.status_code == 200, r.text
-    today: dict[str, Any] = r.json()["today"]
-    return today
 
 
 def test_submit_poll_and_read_the_execute_body(jobs_live: LiveServer, client_id: str) -> None:
@@ -284,3 +280,28 @@ def test_async_batch_sends_one_callback(
     time.sleep(0.5)
     assert len(receiver.delivered) == 1
     assert usage_today(jobs_live, client_id)["executions"] == 3
+
+
+def test_a_batch_whose_submission_died_part_way_is_completed_by_a_retry(
+    jobs_live: LiveServer, client_id: str
+) -> None:
+    items = [{"code": f"return {i} + 10", "clientId": client_id} for i in range(2)]
+    batch_id = f"part-{uuid.uuid4().hex}"
+    ids = [f"{batch_id}.{i}" for i in range(2)]
+
+    async def create_only() -> None:  # a process that died right after storing the batch
+        client = aioredis.Redis.from_url(jobs_live.redis_url)
+        try:
+            store = JobStore(client, ttl_s=600, max_queued=10, max_queued_per_client=10)
+            assert await store.create_batch(client_id, batch_id, ids, None)
+        finally:
+            await client.aclose()
+
+    asyncio.run(create_only())
+    body = {"items": items, "async": True, "batchId": batch_id}
+    with jobs_live.client(LEGACY_KEY) as http:
+        r = http.post("/v1/executions/batch", json=body)
+        assert r.status_code == 202, r.text
+        assert r.json()["executionIds"] == ids
+        views = [wait_done(http, f"/v1/executions/{i}?clientId={client_id}") for i in ids]
+    assert [v["response"]["result"] for v in views] == [10, 11]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from billing import keys
 from service.errors import Conflict, RateLimited, Unavailable
@@ -75,3 +78,51 @@ async def test_a_batch_counts_each_item_once(redis_client: aioredis.Redis) -> No
     assert await store.finish(first, "succeeded", b"{}") == -1
     assert await store.finish(second, "failed", b"{}") == 0
     assert await store.batch("a", "b1") == (["i1", "i2"], 0, "https://hooks.example/x")
+
+
+async def test_a_submission_that_fails_part_way_can_be_submitted_again(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A submitter that fails between its two writes (hash and stream: different slots on a
+    cluster) must not leave a job that is ``queued`` but in no stream entry."""
+    store = JobStore(redis_client, ttl_s=600, max_queued=10, max_queued_per_client=10)
+    await store.ensure_group()
+    last = "18446744073709551615-18446744073709551615"  # the last ID: the next XADD fails
+    await redis_client.execute_command("XSETID", keys.JOBS, last)  # type: ignore[no-untyped-call]
+    with pytest.raises(ResponseError):
+        await store.submit(job("a", "x"))
+    await redis_client.delete(keys.JOBS)
+    await store.ensure_group()
+    assert await store.submit(job("a", "x"))  # the client retries: queued now
+    entry = await store.read("runner-1", block_ms=100)
+    assert entry is not None
+    assert entry[1:] == ("a", "x")
+    found = await store.job_of_entry(*entry)
+    assert found is not None
+    assert found.status == "queued"
+
+
+async def test_entries_without_their_job(redis_client: aioredis.Redis) -> None:
+    """An entry whose job is not written is kept while it may still be, dropped when old;
+    an entry other than the one the job names (a repeated submission) is dropped."""
+    store = JobStore(redis_client, ttl_s=600, max_queued=10, max_queued_per_client=10)
+    await redis_client.xadd(keys.JOBS, {"client": "a", "id": "old"}, id="1000-0")
+    await store.ensure_group()
+    await redis_client.xadd(keys.JOBS, {"client": "a", "id": "young"})
+    assert await store.submit(job("a", "real"))
+    await redis_client.xadd(keys.JOBS, {"client": "a", "id": "real"})  # a second entry
+    entries = []
+    while (entry := await store.read("runner-1", block_ms=10)) is not None:
+        entries.append(entry)
+    assert [e[2] for e in entries] == ["old", "young", "real", "real"]
+    old, young, real, extra = entries
+    assert await store.job_of_entry(*old) is None  # orphaned long ago: dropped
+    assert await store.job_of_entry(*young) is None  # may still be written: kept
+    assert await store.job_of_entry(*extra) is None  # not the job's entry: dropped
+    found = await store.job_of_entry(*real)
+    assert found is not None
+    assert found.entry_id == real[0]
+    pending = await redis_client.xpending_range(keys.JOBS, "runners", "-", "+", 10)
+    held = sorted(cast("bytes", p["message_id"]).decode() for p in pending)
+    assert held == sorted([young[0], real[0]])
+    assert await store.depth() == 2

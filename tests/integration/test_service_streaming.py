@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import ADMIN_KEY, LiveServer
+from tests.integration.conftest import LiveServer, usage_today
 
 SSE = {"Accept": "text/event-stream"}
 # Busy-waits (Date.now() is the wall clock) so the gap between the lines is real work.
@@ -45,14 +45,6 @@ def stream(http: httpx.Client, body: dict[str, Any], **headers: str) -> list[Eve
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
         return list(events(r))
-
-
-def usage_today(live: LiveServer, client_id: str) -> dict[str, Any]:
-    with live.client(ADMIN_KEY) as http:
-        r = http.get("/v1/usage", params={"clientId": client_id})
-    assert r.status_code == 200, r.text
-    today: dict[str, Any] = r.json()["today"]
-    return today
 
 
 def comparable(body: dict[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,11 @@ import pytest
 from sandbox import _ts_package
 from sandbox.typescript import StripperUnavailable
 from tests.integration.conftest import (
-    ADMIN_KEY,
     LiveServer,
     make_settings,
     start_server,
     stop_server,
+    usage_today,
 )
 
 TS_EXAMPLE = "const x: number = 10; const y: number = 20; return (x + y) as number;"
@@ -25,14 +25,6 @@ STRIPPED_EXAMPLE = "const x         = 10; const y         = 20; return (x + y)  
 def execute(live: LiveServer, token: str, body: dict[str, Any]) -> httpx.Response:
     with live.client(token) as http:
         return http.post("/execute", json=body)
-
-
-def usage_today(live: LiveServer, client_id: str) -> dict[str, Any]:
-    with live.client(ADMIN_KEY) as http:
-        r = http.get("/v1/usage", params={"clientId": client_id})
-    assert r.status_code == 200, r.text
-    today: dict[str, Any] = r.json()["today"]
-    return today
 
 
 def test_typescript_runs_and_reports_its_transpile_time(live: LiveServer, client_id: str) -> None:

@@ -116,6 +116,35 @@ async def test_out_of_attempts_goes_to_dead_letters_and_can_be_retried(
     assert rx.received[-1].headers["Webhook-Attempt"] == "1"
 
 
+async def test_dead_letters_older_than_the_retention_are_trimmed(
+    redis_client: aioredis.Redis,
+) -> None:
+    outbox = Outbox(redis_client)
+    ancient = await redis_client.xadd(keys.DEADLETTER, {"d": b"{}"}, id="1000-0")
+    day_old = int(time.time() * 1000) - 86_400_000
+    recent = await redis_client.xadd(keys.DEADLETTER, {"d": b"{}"}, id=f"{day_old}-0")
+    run = Run(redis_client, max_attempts=1, deadletter_retention_s=2 * 86400)
+    try:
+        with receiver([500, 500]) as rx:
+            delivery_id = await outbox.enqueue("acme", rx.url, "test.event", {})
+            await run.until(lambda: run.outcomes["dead"] == 1)
+            left = await redis_client.xrange(keys.DEADLETTER)
+            assert [entry_id for entry_id, _ in left][:1] == [recent]
+            assert ancient not in [entry_id for entry_id, _ in left]
+            assert orjson.loads(left[-1][1][b"d"])["id"] == delivery_id
+
+            async with redis_client.pipeline(transaction=False) as pipe:
+                for _ in range(500):
+                    pipe.xadd(keys.DEADLETTER, {"d": b"{}"})
+                await pipe.execute()
+            run.worker.deadletter_max = 50
+            await outbox.enqueue("acme", rx.url, "test.event", {})
+            await run.until(lambda: run.outcomes["dead"] == 2)
+    finally:
+        await run.http.aclose()
+    assert 50 <= await redis_client.xlen(keys.DEADLETTER) < 200  # trimmed by whole nodes
+
+
 async def test_retry_all_dead_letters(redis_client: aioredis.Redis, run: Run) -> None:
     outbox = Outbox(redis_client)
     with receiver([500] * 8) as rx:

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
+from redis.exceptions import ResponseError
 
 from billing import keys
 from billing.alerts import EVENT, Alerts, crossed, parse_thresholds
@@ -156,3 +157,26 @@ async def test_every_month_starts_armed(configured: aioredis.Redis) -> None:
     assert await alerts.after_charge("acme", PLAN, 5 * USD, now=june) == [50]
     months = sorted(s["month"] for s in await alerts_sent(configured))  # type: ignore[type-var]
     assert months == ["2024-05", "2024-06"]
+
+
+async def test_an_alert_fired_by_a_process_that_died_before_queueing_it_is_sent(
+    configured: aioredis.Redis,
+) -> None:
+    """The fired mark and the outbox are in different slots: a crash between them must not
+    lose the alert (nor send it twice)."""
+    dying = make(configured, refresh_s=0)
+    await spend(configured, "acme", 6 * USD)
+    await configured.set(keys.OUTBOX, "not a stream")  # the enqueue fails: the "crash"
+    with pytest.raises(ResponseError):
+        await dying.after_charge("acme", PLAN, 6 * USD, now=NOW)
+    await configured.delete(keys.OUTBOX)
+    assert await alerts_sent(configured) == []
+    other = make(configured, refresh_s=0, resend_after_s=0)
+    assert await other.after_charge("acme", PLAN, 0, now=NOW) == []  # fired earlier
+    sent = await alerts_sent(configured)
+    assert [s["threshold"] for s in sent] == [50]
+    assert sent[0]["spent"] == "6"
+    assert await other.after_charge("acme", PLAN, 0, now=NOW) == []
+    assert await make(configured, refresh_s=0, resend_after_s=0).sweep(now=NOW) == []
+    assert len(await alerts_sent(configured)) == 1  # sent once
+    assert sorted(await configured.hkeys(keys.alerts("acme", MONTH))) == [b"50", b"seq"]

@@ -8,34 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox import Limits, Sandbox
+from tests.unit.node_answers import CASES, NODE, eval_cases
 
-DATA = Path(__file__).parent.parent / "data"
 LIMITS = Limits(timeout_ms=3000, fuel=5_000_000_000, modules=frozenset({"*"}))
-CASES: dict[str, Any] = json.loads((DATA / "cases.json").read_text("utf-8"))
-NODE: dict[str, Any] = json.loads((DATA / "node_answers.json").read_text("utf-8"))
-EVAL_CASES = """
-const normalize = (v) => {
-  if (v instanceof Uint8Array) {
-    return { bytes: Array.from(v, (b) => b.toString(16).padStart(2, '0')).join('') };
-  }
-  if (v instanceof Error || v instanceof DOMException) {
-    return { error: v.name, code: v.code === undefined ? null : v.code };
-  }
-  if (v === undefined) return { undefined: true };
-  return JSON.parse(JSON.stringify(v));
-};
-const out = {};
-for (const expr of context.cases) {
-  try { out[expr] = normalize(eval(expr)); } catch (e) { out[expr] = normalize(e); }
-}
-return out;
-"""
+EVAL_CASES = eval_cases()
 
 # Where codexec follows the WHATWG Encoding Standard (as Workers do) and Node 20 does not:
 # Node decodes the label latin1 as ISO-8859-1, the standard (and Workers) as windows-1252.

@@ -9,38 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox import Limits, Sandbox
 from sandbox.modules import EXPORTS, UNAVAILABLE
+from tests.unit.node_answers import CASES, NODE, eval_cases
 
-DATA = Path(__file__).parent.parent / "data"
 ALL = Limits(timeout_ms=5000, fuel=20_000_000_000, modules=frozenset({"*"}))
 NONE = Limits(timeout_ms=5000, fuel=2_000_000_000)
-CASES: dict[str, Any] = json.loads((DATA / "cases.json").read_text("utf-8"))
-NODE: dict[str, Any] = json.loads((DATA / "node_answers.json").read_text("utf-8"))
-# The same normalization as make_node_answers.js (Uint8Array where Node has a Buffer).
-EVAL_CASES = """
-const path = require('path'), util = require('util'), crypto = require('crypto');
-const normalize = (v) => {
-  if (v instanceof Uint8Array) {
-    return { bytes: Array.from(v, (b) => b.toString(16).padStart(2, '0')).join('') };
-  }
-  if (v instanceof Error || v instanceof DOMException) {
-    return { error: v.name, code: v.code === undefined ? null : v.code };
-  }
-  if (v === undefined) return { undefined: true };
-  return JSON.parse(JSON.stringify(v));
-};
-const out = {};
-for (const expr of context.cases) {
-  try { out[expr] = normalize(eval(expr)); } catch (e) { out[expr] = normalize(e); }
-}
-return out;
-"""
+EVAL_CASES = eval_cases(
+    "const path = require('path'), util = require('util'), crypto = require('crypto');\n"
+)
 # Where codexec's answer differs from Node 20's, and what it is instead: Node's URL has
 # enumerable static methods (and createObjectURL, which codexec has not); Node's TextEncoder
 # inspects as its `encoding` getter.

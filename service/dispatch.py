@@ -1,0 +1,73 @@
+"""Where a run executes: inline on the event loop with a small fuel slice, or a sandbox thread.
+
+A run first goes inline with the ``inline_fuel`` slice and, if the slice was not enough,
+again from scratch in a sandbox thread with the full limits. The event loop is therefore
+blocked by wasm for at most ``inline_fuel`` (about 0.4 ms by default); everything longer runs
+in the bounded thread pool (:class:`~service.admission.Admission`). The second run gets the
+first run's ``Math.random`` seed, and runs are deterministic, so the client sees (and is
+billed for) exactly what one run in a thread would have given; the discarded slice is not
+billed. ``CODEXEC_INLINE_FUEL=0`` sends every run to a thread. A streamed run always goes to
+a thread (its lines must not be sent twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sandbox import Limits, Result, Sandbox
+from service.admission import Admission
+from service.config import Settings
+from service.metrics import Metrics
+from service.streaming import OutputStream
+
+__all__ = ["Dispatcher"]
+
+
+class Dispatcher:
+    """Runs code in the sandbox, inline when it is short, else in a sandbox thread."""
+
+    def __init__(
+        self, settings: Settings, sandbox: Sandbox, admission: Admission, metrics: Metrics
+    ) -> None:
+        self._settings = settings
+        self._sandbox = sandbox
+        self._admission = admission
+        self._metrics = metrics
+
+    async def run(
+        self,
+        client_id: str,
+        code: str,
+        context_json: str,
+        limits: Limits,
+        stream: OutputStream | None = None,
+        share: int | None = None,
+    ) -> Result:
+        """Run the code (``stream``: hand its console lines out as they come; ``share``: the
+        plan's ``max_concurrency`` for admission to a thread)."""
+        sandbox = self._sandbox
+        if stream is not None:
+            out = stream
+
+            def streamed() -> Result:
+                out.started()
+                return sandbox.run(code, context_json, limits, on_output=out.line, stop=out.stop)
+
+            return await self._admission.run(client_id, streamed, share=share)
+        slice_fuel = self._settings.inline_fuel
+        if slice_fuel <= 0:
+            return await self._admission.run(
+                client_id, lambda: sandbox.run(code, context_json, limits), share=share
+            )
+        first = sandbox.run(code, context_json, replace(limits, fuel=min(limits.fuel, slice_fuel)))
+        error = first.error
+        if error is None or error.type != "FuelExhaustedError" or limits.fuel <= slice_fuel:
+            self._metrics.inline_runs.labels("done").inc()
+            return first
+        self._metrics.inline_runs.labels("moved").inc()
+        seed = first.random_seed
+        return await self._admission.run(
+            client_id,
+            lambda: sandbox.run(code, context_json, limits, random_seed=seed),
+            share=share,
+        )
