@@ -10,7 +10,8 @@ File format (``plans.default.json`` is the packaged default, modelled on the con
 
 Prices and budgets are decimal strings (numbers are accepted, read via their text);
 ``monthly_budget: null`` means unlimited; ``max_concurrency`` (optional) bounds one
-client's runs in flight per process so that others keep being served. Any error raises
+client's requests in progress and runs in flight per process so that others keep being
+served (without it the service's ``CODEXEC_CLIENT_SHARE`` applies). Any error raises
 :class:`FormatError` naming the file and the field.
 """
 
@@ -48,8 +49,9 @@ class Plan(BaseModel):
     rate_per_second: float = Field(gt=0)
     burst: int = Field(ge=1)
     max_concurrency: int | None = Field(None, ge=1)
-    """Runs of one client in flight (running or queued) per process; None: the service's
-    ``CODEXEC_CLIENT_SHARE`` of its capacity."""
+    """Requests in progress and runs in flight (running or queued) of one client per
+    process; None: the service's ``CODEXEC_CLIENT_SHARE`` of ``CODEXEC_MAX_IN_FLIGHT``
+    (requests) and of ``CODEXEC_SANDBOX_THREADS`` (runs), at least 1 each."""
     alert_thresholds: tuple[Annotated[int, Field(ge=1, le=100)], ...] = (50, 80, 100)
     """Percentages of ``monthly_budget`` at which a ``budget.threshold`` webhook is sent (once
     a month each; see billing/alerts.py)."""

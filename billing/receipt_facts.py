@@ -4,27 +4,29 @@ A ledger entry of an execution carries, besides the counters, the field ``r``: t
 below in one compact binary value (about 210 bytes), so the record script passes it through
 as it is (no parsing in Lua) and the hot path pays one field. Layout (big-endian)::
 
-    B    version (1)
+    B    version (2; version 1, written before the modules and the random flag were
+         recorded, is read as allowing no module and drawing no host randomness)
     32s  sha256 of the code (UTF-8)
     32s  sha256 of the canonical JSON of the context (sorted keys, no spaces)
     32s  sha256 of the engine's wasm module
     Q    Math.random seed
-    B    flags: bit 0 = the code read a clock
+    B    flags: bit 0 = the code read a clock, bit 1 = it drew on the run's host random key
     I    timeout_ms        I memory_bytes     Q fuel (the run's fuel cap)
     I    max_code_bytes    I max_output_lines I max_output_bytes  I max_result_bytes
     I    fuel per billed CPU millisecond (billing.pricing.FUEL_PER_CPU_MS when recorded)
-    then six strings, each one length byte and UTF-8: wasmtime version, the plan's price
-    per CPU-second, per MB and per execution (exact decimal strings, USD), the language, and
-    the engine build (a fingerprint of the prelude and module configuration, see
-    ``service/receipting.py``)
+    then seven strings, each one length byte and UTF-8: wasmtime version, the plan's price
+    per CPU-second, per MB and per execution (exact decimal strings, USD), the language, the
+    engine build (a fingerprint of the prelude and module configuration, see
+    ``service/receipting.py``), and the modules the code was allowed to ``require``
+    (comma-separated, sorted; ``*`` for all; empty for none)
 
 :func:`decode` gives the same facts as named strings (what
 :attr:`billing.ledger.LedgerEntry.fields` shows): ``code_sha256``, ``context_sha256``,
-``wasm_sha256`` (hex), ``random_seed``, ``read_clock`` (``0``/``1``), ``timeout_ms``,
-``memory_bytes``, ``fuel_cap``, ``max_code_bytes``, ``max_output_lines``,
+``wasm_sha256`` (hex), ``random_seed``, ``read_clock`` and ``read_random`` (``0``/``1``),
+``timeout_ms``, ``memory_bytes``, ``fuel_cap``, ``max_code_bytes``, ``max_output_lines``,
 ``max_output_bytes``, ``max_result_bytes``, ``fuel_per_cpu_ms``, ``wasmtime_version``,
 ``price_per_cpu_second``, ``price_per_mb``, ``price_per_execution``, ``language``,
-``engine_build``.
+``engine_build``, ``allowed_modules`` (comma-separated).
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ __all__ = ["FIELD", "ReceiptFacts", "canonical_json", "context_sha256", "decode"
 FIELD = "r"
 """Name of the ledger field that holds the packed facts."""
 
-VERSION = 1
+VERSION = 2
+_STRINGS = {1: 6, 2: 7}  # trailing strings by version
+_CLOCK, _RANDOM = 1, 2  # flag bits
 _FIXED = struct.Struct(">B32s32s32sQBIIQIIIII")
 
 
@@ -106,6 +110,8 @@ class ReceiptFacts:
     fuel_per_cpu_ms: int = FUEL_PER_CPU_MS
     language: str = "javascript"
     engine_build: str = ""
+    read_random: bool = False
+    allowed_modules: tuple[str, ...] = ()
 
     @staticmethod
     def prices_of(plan: Plan) -> tuple[str, str, str]:
@@ -121,6 +127,7 @@ class ReceiptFacts:
             self.price_per_execution,
             self.language,
             self.engine_build,
+            ",".join(self.allowed_modules),
         )
         try:
             fixed = _FIXED.pack(
@@ -129,7 +136,7 @@ class ReceiptFacts:
                 self.context_sha256,
                 self.wasm_sha256,
                 self.random_seed,
-                int(self.read_clock),
+                _CLOCK * self.read_clock | _RANDOM * self.read_random,
                 self.timeout_ms,
                 self.memory_bytes,
                 self.fuel_cap,
@@ -146,14 +153,14 @@ class ReceiptFacts:
     @classmethod
     def unpack(cls, data: bytes) -> ReceiptFacts:
         """Inverse of :meth:`pack` (ValueError if malformed)."""
-        if len(data) < _FIXED.size or data[0] != VERSION:
-            raise ValueError("not a version-1 receipt field")
+        if len(data) < _FIXED.size or data[0] not in _STRINGS:
+            raise ValueError("not a version-1 or version-2 receipt field")
         (_, code, ctx, wasm, seed, flags, timeout, memory, fuel, code_max, lines, out, res, fpm) = (
             _FIXED.unpack_from(data)
         )
         strings: list[str] = []
         pos = _FIXED.size
-        for _ in range(6):
+        for _ in range(_STRINGS[data[0]]):
             if pos >= len(data):
                 raise ValueError("truncated receipt field")
             n = data[pos]
@@ -167,7 +174,8 @@ class ReceiptFacts:
             wasm_sha256=wasm,
             wasmtime_version=strings[0],
             random_seed=seed,
-            read_clock=bool(flags & 1),
+            read_clock=bool(flags & _CLOCK),
+            read_random=bool(flags & _RANDOM),
             timeout_ms=timeout,
             memory_bytes=memory,
             fuel_cap=fuel,
@@ -181,6 +189,7 @@ class ReceiptFacts:
             fuel_per_cpu_ms=fpm,
             language=strings[4],
             engine_build=strings[5],
+            allowed_modules=_modules(strings[6] if len(strings) > 6 else ""),
         )
 
     def named(self) -> dict[str, str]:
@@ -192,6 +201,7 @@ class ReceiptFacts:
             "wasmtime_version": self.wasmtime_version,
             "random_seed": str(self.random_seed),
             "read_clock": str(int(self.read_clock)),
+            "read_random": str(int(self.read_random)),
             "timeout_ms": str(self.timeout_ms),
             "memory_bytes": str(self.memory_bytes),
             "fuel_cap": str(self.fuel_cap),
@@ -205,6 +215,7 @@ class ReceiptFacts:
             "price_per_execution": self.price_per_execution,
             "language": self.language,
             "engine_build": self.engine_build,
+            "allowed_modules": ",".join(self.allowed_modules),
         }
 
     @classmethod
@@ -230,7 +241,13 @@ class ReceiptFacts:
             fuel_per_cpu_ms=int(named["fuel_per_cpu_ms"]),
             language=named.get("language", "javascript"),
             engine_build=named.get("engine_build", ""),
+            read_random=named.get("read_random") == "1",
+            allowed_modules=_modules(named.get("allowed_modules", "")),
         )
+
+
+def _modules(joined: str) -> tuple[str, ...]:
+    return tuple(joined.split(",")) if joined else ()
 
 
 def decode(data: bytes) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """Receipts: an itemized, signed account of one execution, rebuilt from its ledger entry.
 
-A receipt is built from integers and strings only (no binary floats, so its canonical JSON
-is the same in every language): :func:`receipt_body` from the ledger entry's counters and
-receipt facts (:mod:`billing.receipt_facts`). It is signed when it is fetched, never on the
-execution's hot path: :func:`sign` wraps it as ``{"receipt": {...}, "signature":
+A receipt is built from integers, booleans and strings only (no binary floats, so its
+canonical JSON is the same in every language): :func:`receipt_body` from the ledger entry's
+counters and receipt facts (:mod:`billing.receipt_facts`). It is signed when it is fetched,
+and during the request only when the request asks for it (``"receipt": true``):
+:func:`sign` wraps it as ``{"receipt": {...}, "signature":
 {"algorithm": "Ed25519", "keyId", "value"}}``, ``value`` being the base64 Ed25519 signature
 of the receipt's canonical JSON (UTF-8, keys sorted, no whitespace). :func:`check` verifies
 the signature and that the bill inside adds up (billed CPU from fuel, each line, the total,
@@ -110,10 +111,12 @@ def receipt_body(
                 "maxOutputLines": facts.max_output_lines,
                 "maxOutputBytes": facts.max_output_bytes,
                 "maxResultBytes": facts.max_result_bytes,
+                "allowedModules": list(facts.allowed_modules),
             },
         },
         "randomSeed": str(facts.random_seed),
         "readClock": facts.read_clock,
+        "readRandom": facts.read_random,
         "error": error,
         "usage": {
             "fuel": fuel,

@@ -53,6 +53,7 @@ class Measured:
     seed: int
     rebuilt: bool
     read_clock: bool = False
+    read_random: bool = False
 
 
 def _output(lines: list[str], lim: Limits) -> tuple[tuple[str, ...], bool]:
@@ -119,4 +120,5 @@ def _result(
         random_seed=m.seed,
         rebuilt=m.rebuilt,
         read_clock=m.read_clock,
+        read_random=m.read_random,
     )

@@ -49,6 +49,7 @@ CAP_MODULES = 6  # bits of the modules require() may return (host-written, see M
 CAP_CLOCK = 7  # set when the code read a clock (Date, performance.now, timers)
 CAP_TIMERS = 8  # number of pending timers (the host then calls tick(), see execution)
 CAP_NEED_LIB = 9  # set in the plain snapshot when the code touched a stub (see modules)
+CAP_RANDOM = 10  # set when the code first drew on the run's random key (see random.js)
 CAP_KEY = 12  # 8 slots: the run's 32-byte random key (host-written from os.urandom)
 KEY_BYTES = 32
 CAP_SLOTS = CAP_KEY + KEY_BYTES // 4
@@ -276,7 +277,7 @@ def source(full: bool = True) -> str:
     constants = (
         f"  const CAP_SLOTS = {CAP_SLOTS}, CAP_LOGGED = {CAP_LOGGED}, CAP_MODULES = {CAP_MODULES},"
         f" CAP_CLOCK = {CAP_CLOCK}, CAP_TIMERS = {CAP_TIMERS}, CAP_NEED_LIB = {CAP_NEED_LIB},"
-        f" CAP_KEY = {CAP_KEY};\n"
+        f" CAP_RANDOM = {CAP_RANDOM}, CAP_KEY = {CAP_KEY};\n"
     )
     files = LIB_FILES if full else PLAIN_FILES
     lib = "".join((folder / name).read_text("utf-8") for name in files)

@@ -45,6 +45,7 @@ from sandbox._prelude import (
     CAP_KEY,
     CAP_LOGGED,
     CAP_NEED_LIB,
+    CAP_RANDOM,
     CAP_SLOTS,
     CAP_STATE,
     CAP_TIMERS,
@@ -121,6 +122,7 @@ class Instance:
         self._state = c_int32.from_address(base + template.caps + 4 * CAP_STATE)
         self._logged = c_int32.from_address(base + template.caps + 4 * CAP_LOGGED)
         self._clock = c_int32.from_address(base + template.caps + 4 * CAP_CLOCK)
+        self._random = c_int32.from_address(base + template.caps + 4 * CAP_RANDOM)
         self._timers = c_int32.from_address(base + template.caps + 4 * CAP_TIMERS)
         self._need_lib = c_int32.from_address(base + template.caps + 4 * CAP_NEED_LIB)
         self.needs_lib = False  # the last run touched a stand-in of the plain snapshot
@@ -313,12 +315,13 @@ class Instance:
             result_json = packed[_OK_PLAIN_LEN:]
             # UTF-8 needs at most 4 bytes per code point: below that the size cannot matter
             if len(result_json) * 4 <= lim.max_result_bytes:
-                clock = self._clock.value != 0
+                clock, rand = self._clock.value != 0, self._random.value != 0
                 self._reset()
                 cpu_ms, wall_ms = (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6
                 ok = Result(
-                    True, result_json, (), None, fuel, cpu_ms, wall_ms, memory, seed, False, clock
-                )
+                    True, result_json, (), None, fuel, cpu_ms, wall_ms, memory, seed, False, clock,
+                    rand,
+                )  # fmt: skip
                 return ok, False
         moved = discard and self.guest.base() != self._base  # never: memory_may_move is off
         if moved:
@@ -327,7 +330,8 @@ class Instance:
         if trap is not None and not moved:
             packed = self._postmortem(2)
         cpu_ms, wall_ms, clock = (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6, self._clock.value != 0
-        measured = Measured(fuel, cpu_ms, wall_ms, memory, seed, discard, clock)
+        rand = self._random.value != 0
+        measured = Measured(fuel, cpu_ms, wall_ms, memory, seed, discard, clock, rand)
         result = build_result(Outcome(packed, trap), guard, lim, measured, len(_PREFIX))
         if not discard:
             self._reset()

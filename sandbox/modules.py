@@ -182,4 +182,5 @@ def rerun(first: Result, second: Result) -> Result:
         cpu_ms=first.cpu_ms + second.cpu_ms,
         wall_ms=first.wall_ms + second.wall_ms,
         read_clock=first.read_clock or second.read_clock,
+        read_random=first.read_random or second.read_random,
     )

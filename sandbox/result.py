@@ -55,6 +55,7 @@ class Result:
     random_seed: int
     rebuilt: bool
     read_clock: bool = False  # the code read Date/performance clocks (a re-run may differ)
+    read_random: bool = False  # the code drew on the run's host random key (crypto.*)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 The maintenance job runs in at most one process per scheduled time: each process that
 wakes for a slot tries ``SET maint:<slot> NX``; only the winner runs the roll-up, then the
-reconciliation of counters and ledgers (exported as ``codexec_reconcile_mismatches``).
+reconciliation of counters and ledgers (exported as ``codexec_reconcile_mismatches``, and
+its time as ``codexec_reconcile_last_run_timestamp_seconds``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import anyio
 from croniter import croniter
 from redis.exceptions import RedisError
 
+from billing import keys
 from billing.maintenance import rollup
 from billing.reconcile import last_mismatches, reconcile, save_result
 from billing.webhook_delivery import DeliveryWorker, http_client
+from service.config import Environment
 from service.jobs.runner import JobRunner
 
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ async def reconcile_once(services: Services, slot: datetime) -> int:
     )
     await save_result(services.redis, checked, slot)
     services.metrics.reconcile_mismatches.set(checked.mismatched_periods)
+    services.metrics.reconcile_last_run.set(slot.timestamp())
     services.metrics.reconcile_runs.inc()
     for d in checked.differences[:20]:
         log.warning(
@@ -94,7 +98,10 @@ async def _maintenance(services: Services, expression: str) -> None:
 
 async def _deliver_webhooks(services: Services) -> None:
     s, m = services.settings, services.metrics
-    async with http_client(s.webhook_timeout_s) as http:
+    # every delivery (callbacks, budget alerts) may reach private addresses only where
+    # CODEXEC_CALLBACK_ALLOW_PRIVATE says so or outside production
+    allow_private = s.callback_allow_private or s.environment is not Environment.production
+    async with http_client(s.webhook_timeout_s, allow_private=allow_private) as http:
         worker = DeliveryWorker(
             services.outbox,
             http,
@@ -103,6 +110,7 @@ async def _deliver_webhooks(services: Services) -> None:
             backoff_max_s=s.webhook_backoff_max_s,
             claim_idle_s=s.webhook_claim_idle_s,
             batch=s.webhook_concurrency,
+            deadletter_retention_s=s.webhook_deadletter_retention_days * 86400,
             on_outcome=lambda result: m.webhook_deliveries.labels(result).inc(),
             on_attempt=m.webhook_attempts.inc,
         )
@@ -144,16 +152,26 @@ async def _run_jobs(services: Services) -> None:
             await anyio.sleep(1)
 
 
+async def _last_reconcile_s(services: Services) -> float | None:
+    """Unix time of the last saved reconciliation (``reconcile:last``), None if none ran."""
+    raw = await services.redis.hget(keys.RECONCILE_LAST, "at_ms")
+    return None if raw is None else int(raw) / 1000
+
+
 async def _reconcile_gauge(services: Services) -> None:
-    """Export the last saved reconciliation (whichever process or CronJob ran it)."""
+    """Export the last saved reconciliation (whichever process or CronJob ran it): its
+    mismatches and its time (for the staleness alert)."""
     while True:
         try:
             found = await last_mismatches(services.redis)
-        except (RedisError, OSError):
+            at_s = await _last_reconcile_s(services)
+        except (RedisError, OSError, ValueError):
             services.metrics.redis_errors.labels("reconcile_gauge").inc()
         else:
             if found is not None:
                 services.metrics.reconcile_mismatches.set(found)
+            if at_s is not None:
+                services.metrics.reconcile_last_run.set(at_s)
         await anyio.sleep(RECONCILE_GAUGE_INTERVAL_S)
 
 

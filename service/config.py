@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(10.0, gt=0, le=120)
     webhook_claim_idle_s: float = Field(60.0, gt=0)
     webhook_concurrency: int = Field(16, ge=1, le=256)
+    webhook_deadletter_retention_days: int = Field(30, ge=1)
     alert_rearm_margin: float = Field(5.0, ge=0, le=100)
     alert_refresh_s: float = Field(5.0, gt=0)
     export_source: str = Field("codexec", min_length=1)

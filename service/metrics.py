@@ -150,6 +150,13 @@ class Metrics:
             "Reconciliations run by this process's maintenance job.",
             registry=r,
         )
+        self.reconcile_last_run = Gauge(
+            "codexec_reconcile_last_run_timestamp_seconds",
+            "Unix time of the last saved reconciliation (maintenance job or CronJob, re-read "
+            "every minute); 0 until one has run. Alert CodexecReconcileStale watches it.",
+            registry=r,
+            multiprocess_mode="max",
+        )
         # Execution modes: streams, async jobs, batches (service/streaming.py, service/jobs.py)
         self.stream_clients = Gauge(
             "codexec_stream_clients",

@@ -2,8 +2,11 @@
 
 Exit status: 0 verified; 1 verification failed (signature, arithmetic, hashes, or the re-run
 gave another fuel or cost); 2 bad input (files, key); 3 the re-run was refused because this
-machine's engine is not the one that ran the code (wasm sha256 or wasmtime version differ).
-A re-run of code that read a clock is reported but does not fail: it may legitimately differ.
+machine's engine is not the one that ran the code (wasm sha256, wasmtime version or build
+differ, or a module the receipt allowed is not provided here). A re-run of code that read a
+clock or drew on the host's random key (``readClock``, ``readRandom``: in the receipt or in
+the re-run) is reported as one that may differ and does not fail: neither the time nor the
+per-run key (fresh from ``os.urandom``, never recorded) can be replayed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from billing.money import format_decimal
 from billing.pricing import billed_cpu_ms
 from billing.receipt_facts import ReceiptFacts, context_sha256
 from billing.receipts import InvalidReceipt, check, price_lines
-from sandbox import Sandbox
+from sandbox import Sandbox, modules
 from service.config import Settings
 from service.receipting import engine_build, limits_of, load_signing_key
 
@@ -67,6 +70,7 @@ def _facts(body: dict[str, Any]) -> ReceiptFacts:
         wasmtime_version=engine["wasmtimeVersion"],
         random_seed=int(body["randomSeed"]),
         read_clock=bool(body["readClock"]),
+        read_random=bool(body.get("readRandom", False)),
         timeout_ms=limits["timeoutMs"],
         memory_bytes=limits["memoryBytes"],
         fuel_cap=limits["fuel"],
@@ -74,6 +78,7 @@ def _facts(body: dict[str, Any]) -> ReceiptFacts:
         max_output_lines=limits["maxOutputLines"],
         max_output_bytes=limits["maxOutputBytes"],
         max_result_bytes=limits["maxResultBytes"],
+        allowed_modules=tuple(limits.get("allowedModules", ())),
         price_per_cpu_second=unit["cpu"],
         price_per_mb=unit["memory"],
         price_per_execution=unit["execution"],
@@ -92,6 +97,8 @@ def _rerun(body: dict[str, Any], code: str, context: Any, settings: Settings, ou
         raise _Refused("the context's canonical sha256 is not the receipt's contextSha256", 1)
     if facts.language not in RUNNABLE:
         raise _Refused(f"re-running {facts.language} code is not supported by this verifier", 3)
+    if missing := modules.unknown(facts.allowed_modules):
+        raise _Refused(f"this verifier does not provide the modules {', '.join(missing)}", 3)
     sandbox = Sandbox(settings.cache_dir)
     try:
         info = sandbox.info
@@ -113,15 +120,32 @@ def _rerun(body: dict[str, Any], code: str, context: Any, settings: Settings, ou
     _, cost = price_lines(billed_ns, result.peak_memory, facts)
     want_fuel, want_cost = body["usage"]["fuel"], Decimal(body["cost"])
     same = result.fuel == want_fuel and cost == want_cost
+    why = _nondeterminism(
+        facts.read_clock or result.read_clock, facts.read_random or result.read_random
+    )
+    verdict = "identical" if same else "different, which it may be" if why else "DIFFERENT"
     print(
         f"re-run: fuel {result.fuel} (receipt {want_fuel}), cost {format_decimal(cost)} USD "
-        f"(receipt {body['cost']}): {'identical' if same else 'DIFFERENT'}",
+        f"(receipt {body['cost']}): {verdict}",
         file=out,
     )
-    if facts.read_clock or result.read_clock:
-        print("note: the code read the clock, so a re-run may legitimately differ", file=out)
+    if why:
+        print(f"note: the code {why}, so a re-run may legitimately differ", file=out)
         return True
     return same
+
+
+def _nondeterminism(clock: bool, random: bool) -> str:
+    """Why a re-run may differ ("" if it may not)."""
+    reasons = [
+        text
+        for flag, text in (
+            (clock, "read the clock"),
+            (random, "drew on the host's per-run random key (crypto random values)"),
+        )
+        if flag
+    ]
+    return " and ".join(reasons)
 
 
 def verify(

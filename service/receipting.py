@@ -4,11 +4,13 @@ The key comes from ``CODEXEC_RECEIPT_SIGNING_KEY``; without it a development or 
 service generates one under ``./var`` (:func:`billing.receipt_keys.load_or_create`), while
 production starts without one (logging a warning) and answers the receipt endpoints with 503
 until it is set. Ledger entries carry the receipt facts either way, and receipts are signed
-when fetched, so every execution's receipt becomes available once the key is configured.
+when fetched (and during the request only when it asks for its receipt, ``"receipt": true``),
+so every execution's receipt becomes available once the key is configured.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from typing import Any
@@ -19,11 +21,18 @@ from billing import receipt_keys, receipts
 from billing.plans import Plan
 from billing.receipt_facts import ReceiptFacts, context_sha256
 from billing.usage_record import UsageRecord
-from sandbox import EngineInfo, Limits, Result, _engine, _prelude
+from sandbox import EngineInfo, Limits, Result, _engine, _prelude, modules
 from service.config import Environment, Settings
 from service.schemas import ExecuteRequest
 
-__all__ = ["Receipting", "engine_build", "limits_of", "load_signing_key", "receipt_path"]
+__all__ = [
+    "Receipting",
+    "allowed_modules",
+    "engine_build",
+    "limits_of",
+    "load_signing_key",
+    "receipt_path",
+]
 
 log = logging.getLogger("codexec.receipts")
 
@@ -51,8 +60,18 @@ def receipt_path(client_id: str, execution_id: str) -> str:
     return f"/v1/receipts/{execution_id}?clientId={client_id}"
 
 
+@functools.lru_cache(maxsize=64)
+def allowed_modules(names: frozenset[str]) -> tuple[str, ...]:
+    """How a receipt records ``Limits.modules``: ``("*",)`` for all, else the names without
+    ``node:``, sorted (the same ``require`` bitmask either way)."""
+    if modules.ALL in names:
+        return (modules.ALL,)
+    return tuple(sorted({modules.normalize(n) for n in names}))
+
+
 def limits_of(facts: ReceiptFacts) -> Limits:
-    """The limits a receipt's run had (the inverse of :meth:`Receipting.facts`), to re-run it."""
+    """The limits a receipt's run had (the inverse of :meth:`Receipting.facts`), to re-run it
+    (ValueError if it names a module this sandbox does not provide)."""
     return Limits(
         timeout_ms=facts.timeout_ms,
         memory_bytes=facts.memory_bytes,
@@ -61,6 +80,7 @@ def limits_of(facts: ReceiptFacts) -> Limits:
         max_output_lines=facts.max_output_lines,
         max_output_bytes=facts.max_output_bytes,
         max_result_bytes=facts.max_result_bytes,
+        modules=frozenset(facts.allowed_modules),
     )
 
 
@@ -85,6 +105,7 @@ class Receipting:
             wasmtime_version=self.engine.wasmtime_version,
             random_seed=result.random_seed,
             read_clock=result.read_clock,
+            read_random=result.read_random,
             timeout_ms=limits.timeout_ms,
             memory_bytes=limits.memory_bytes,
             fuel_cap=limits.fuel,
@@ -97,6 +118,7 @@ class Receipting:
             price_per_execution=per_exec,
             language=request.language,
             engine_build=self.build,
+            allowed_modules=allowed_modules(limits.modules),
         )
 
     def signed(self, record: UsageRecord) -> dict[str, Any] | None:

@@ -2,9 +2,9 @@
 
 Everything here refuses with :class:`~service.errors.BadRequest` (or the 422 of a body that
 does not parse) before anything runs or is reserved: the execution ID's pattern, the code's
-size, the plan's maximum timeout and memory, the context's size, and a ``maxCost`` too small
-to buy any fuel. It also gives a request its identity for idempotency and its
-:class:`~sandbox.Limits`.
+size, the plan's maximum timeout and memory and its ``allowed_modules``, the context's size,
+and a ``maxCost`` too small to buy any fuel. It also gives a request its identity for
+idempotency and its :class:`~sandbox.Limits`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,32 @@ from pydantic import ValidationError
 from billing.plans import Plan, Plans
 from billing.pricing import FUEL_PER_CPU_MS
 from billing.quotas import fuel_for_cost
-from sandbox import Limits
+from sandbox import Limits, modules
 from service.auth import Caller
 from service.config import Settings
 from service.errors import BadRequest, validation_error
 from service.schemas import EXECUTION_ID_RE, ExecuteRequest
 
-__all__ = ["RequestCheck", "request_hash"]
+__all__ = ["RequestCheck", "plan_modules", "request_hash"]
+
+
+def plan_modules(requested: list[str], plan: Plan) -> frozenset[str]:
+    """The modules a run may load: ``requested``, each within the plan's ``allowed_modules``
+    (``*`` in a plan: every module; ``*`` in a request: all the plan allows that the sandbox
+    provides); a module outside the plan is a 400 naming ``allowedModules`` and the module."""
+    allowed = {modules.normalize(m) for m in plan.allowed_modules}
+    named = {modules.normalize(m) for m in requested if m != modules.ALL}
+    if modules.ALL in allowed:
+        return frozenset(requested)
+    if outside := sorted(named - allowed):
+        raise BadRequest(
+            f"allowedModules: module {outside[0][:40]!r} is not allowed by the {plan.name} "
+            f"plan (it allows: {', '.join(sorted(allowed)) or 'none'})",
+            field="allowedModules",
+        )
+    if modules.ALL in requested:
+        return frozenset(m for m in allowed if m in modules.PROVIDED)
+    return frozenset(requested)
 
 
 def request_hash(client_id: str, request: ExecuteRequest) -> str:
@@ -79,6 +98,7 @@ class RequestCheck:
                 f"{plan.max_memory_bytes} bytes",
                 field="memoryLimit",
             )
+        plan_modules(request.allowedModules, plan)
         return request, client_id, plan
 
     def context_size(self, size: int) -> None:
@@ -113,5 +133,5 @@ class RequestCheck:
             max_output_lines=s.max_output_lines,
             max_output_bytes=s.max_output_bytes,
             max_result_bytes=s.max_result_bytes,
-            modules=frozenset(request.allowedModules),
+            modules=plan_modules(request.allowedModules, plan),
         )

@@ -2,6 +2,9 @@
 // os.urandom into caps[CAP_KEY..CAP_KEY+7] before every run; ChaCha20 (RFC 8439 block
 // function, nonce 0, 32-bit block counter) keyed with it produces the stream. Nothing of it
 // is set up in the snapshot: the first use in a run reads the key, so no two runs share it.
+// That first use also sets caps[CAP_RANDOM] (Result.read_random): a run that drew on the key
+// cannot be re-run identically (a receipt's verifier says it may differ). Runs that never ask
+// for random bytes pay nothing for the flag.
 const chachaState = new Int32Array(16), chachaOut = new Int32Array(16);
 const chachaBytes = new U8(chachaOut.buffer);
 let chachaReady = false, chachaLeft = 0;
@@ -64,6 +67,7 @@ const randomFill = (bytes) => {
     chachaState[2] = 0x79622d32; chachaState[3] = 0x6b206574;
     for (let i = 0; i < 8; i++) any |= chachaState[4 + i] = caps[CAP_KEY + i];
     if (any === 0) throw glueError(Error, "no entropy for this run", "ERR_NO_ENTROPY");
+    caps[CAP_RANDOM] = 1;
     chachaReady = true;
   }
   const n = bytes.length;

@@ -1,13 +1,21 @@
 """Fairness between clients: one client flooding a process cannot take every sandbox.
 
-A real ``codexec serve`` process with 3 sandbox threads; client ``flood`` (plan
-``max_concurrency: 1``), in a process of its own, keeps 64 requests going (after a 429 it
-waits ``Retry-After`` with jitter, as a client told to retry does), while client
-``steady`` sends one request at a time, the same ~7 ms of work. Quiet and flooded phases
-alternate 8 times; the steady client's p99 latency under the flood stays within 2x of its
-p99 alone. This is a behavioural ratio measured in one run on one machine, not an absolute
-timing; the flood's fair share (one thread) still takes CPU, so on a machine with a load
-average over twice its CPUs the test is skipped (other tenants would set the ratio).
+A real ``codexec serve`` process with 3 sandbox threads; client ``flood``, in a process of
+its own, keeps 64 requests going (after a 429 it waits ``Retry-After`` x U(0.5, 1.5), as a
+client told to retry does), while client ``steady`` sends one request at a time, the same
+~7 ms of work. Quiet and flooded phases alternate 8 times; the steady client's p99 latency
+under the flood stays within 2x of its p99 alone. Two cases: both clients on the packaged
+``enterprise`` plan (no ``max_concurrency``: the default ``CODEXEC_CLIENT_SHARE`` of 0.5
+holds the flood to one of the 3 threads and 16 of the 32 places of ``CODEXEC_MAX_IN_FLIGHT``,
+its other requests waiting for its own thread or refused with 429), and the flood on a plan
+of its own with ``max_concurrency: 1`` (one request in progress, the rest refused).
+
+This is a behavioural ratio measured in one run on one machine, not an absolute timing; the
+flood's fair share (one thread) still takes CPU, so on an oversubscribed machine (load
+average over twice its CPUs) other tenants would set the ratio. The guard first waits up to
+``QUIET_WAIT_S`` for the load average to fall below that (on CI it is usually the earlier
+tests' own load decaying), and skips only if it does not;
+``FAIRNESS_ON_A_BUSY_MACHINE=1`` runs the test regardless.
 """
 
 from __future__ import annotations
@@ -45,11 +53,13 @@ PLANS = {
         for name, extra in (("steady", {}), ("flood", {"max_concurrency": 1}))
     },
 }
+PACKAGED_PLAN = "enterprise"  # the packaged plan whose rate limit a steady client stays under
 # ~7 ms of interpreter work, beyond the inline slice: every run needs a thread
 STEADY = {"code": "let s = 0; for (let i = 0; i < 1e5; i++) s += i; return s;"}
 FLOOD = STEADY  # the same work: only the concurrency differs
 SAMPLES = 20
 ROUNDS = 8
+QUIET_WAIT_S = 90.0
 
 
 def p99(latencies: list[float]) -> float:
@@ -108,35 +118,55 @@ def flood(
     out.put(asyncio.run(_flood(port, token, go, stop)))
 
 
-async def make_keys(redis_url: str) -> tuple[str, str]:
+async def make_keys(redis_url: str, case: str, plans: tuple[str, str]) -> tuple[str, str]:
     redis = aioredis.Redis.from_url(redis_url)
     try:
         keys = ApiKeys(redis)
-        return await keys.create("fair-steady", "steady"), await keys.create("fair-flood", "flood")
+        steady_plan, flood_plan = plans
+        return (
+            await keys.create(f"fair-{case}-steady", steady_plan),
+            await keys.create(f"fair-{case}-flood", flood_plan),
+        )
     finally:
         await redis.aclose()
 
 
+def skip_on_a_busy_machine() -> None:
+    """Wait up to ``QUIET_WAIT_S`` for the load average to fall to twice the CPUs, or skip."""
+    if os.environ.get("FAIRNESS_ON_A_BUSY_MACHINE"):
+        return
+    limit = 2 * (os.cpu_count() or 1)
+    give_up = time.monotonic() + QUIET_WAIT_S
+    while os.getloadavg()[0] > limit:
+        if time.monotonic() > give_up:
+            # The flood's fair share (one thread) still takes CPU; on an oversubscribed
+            # machine every extra runnable thread slows the steady client by the other
+            # tenants' ratio.
+            pytest.skip(
+                f"the machine stayed oversubscribed (load average > {limit}) for "
+                f"{QUIET_WAIT_S:.0f} s: no latency ratio (FAIRNESS_ON_A_BUSY_MACHINE=1 runs it)"
+            )
+        time.sleep(1.0)
+
+
+@pytest.mark.parametrize("case", ["packaged", "explicit"])
 def test_a_flooding_client_does_not_slow_another_down(
-    redis_server: str, tmp_path: Path, module_cache: Path
+    case: str, redis_server: str, tmp_path: Path, module_cache: Path
 ) -> None:
-    busy_machine = os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
-    if busy_machine and not os.environ.get("FAIRNESS_ON_A_BUSY_MACHINE"):
-        # The flood's fair share (one thread) still takes CPU; on an oversubscribed machine
-        # every extra runnable thread slows the steady client by the other tenants' ratio.
-        pytest.skip(
-            "the machine is oversubscribed (load average > 2 x CPUs): no latency ratio "
-            "(FAIRNESS_ON_A_BUSY_MACHINE=1 runs it anyway)"
-        )
-    plans = tmp_path / "plans.json"
-    plans.write_text(json.dumps(PLANS))
-    steady_token, flood_token = asyncio.run(make_keys(redis_server))
+    skip_on_a_busy_machine()
     settings = {
         "REDIS_URL": redis_server,
-        "PLANS_FILE": str(plans),
         "MODULE_CACHE_DIR": str(module_cache),
         "SANDBOX_THREADS": "3",
     }
+    if case == "packaged":
+        plan_names = (PACKAGED_PLAN, PACKAGED_PLAN)
+    else:
+        plans = tmp_path / "plans.json"
+        plans.write_text(json.dumps(PLANS))
+        settings["PLANS_FILE"] = str(plans)
+        plan_names = ("steady", "flood")
+    steady_token, flood_token = asyncio.run(make_keys(redis_server, case, plan_names))
     try:
         service = launch(settings, tmp_path / "var", timeout=45)
     except RuntimeError as exc:
@@ -167,7 +197,9 @@ def test_a_flooding_client_does_not_slow_another_down(
         flooder.join(60)
         service.stop()
     assert seen.get(200, 0) > 0, seen  # the flood did run...
-    assert seen.get(429, 0) > seen[200], seen  # ...held to its share, the rest refused at once
+    assert seen.get(429, 0) > 0, seen  # ...held to its share, the rest refused at once
     assert set(seen) <= {200, 429}, seen
     quiet, busy = p99(alone), p99(loaded)
-    assert busy <= 2 * quiet, f"steady p99 {busy * 1000:.1f} ms vs {quiet * 1000:.1f} ms alone"
+    ms = f"steady p99 {busy * 1000:.1f} ms flooded vs {quiet * 1000:.1f} ms alone"
+    print(f"fairness[{case}]: {ms}; flood answers {seen}")  # shown with pytest -s
+    assert busy <= 2 * quiet, ms

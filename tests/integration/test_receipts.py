@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from billing import receipt_keys
-from billing.receipts import check
+from billing.receipts import check, sign
 from service.receipt_cli import verify
 from tests.integration.conftest import (
     ADMIN_KEY,
@@ -252,3 +252,127 @@ def test_code_that_read_the_clock_is_flagged(live: LiveServer, client_id: str) -
         plain = http.post("/execute", json={"code": "return 1", "receipt": True})
     assert body.json()["receipt"]["receipt"]["readClock"] is True
     assert plain.json()["receipt"]["receipt"]["readClock"] is False
+
+
+def _rerun(
+    live: LiveServer, envelope: Any, code: str, tmp_path: Path, public: Any = None
+) -> tuple[int, str]:
+    """``codexec receipt verify RECEIPT --code ...`` (context ``{}``), in this process."""
+    receipt_file, code_file = tmp_path / "receipt.json", tmp_path / "code.js"
+    key_file = tmp_path / "public.pem"
+    receipt_file.write_bytes(orjson.dumps(envelope))
+    code_file.write_text(code)
+    key_file.write_text(receipt_keys.public_pem(public or _public(live)))
+    out = io.StringIO()
+    status = verify(
+        receipt_file,
+        code_file=code_file,
+        public_key=str(key_file),
+        settings=live.settings,
+        out=out,
+    )
+    return status, out.getvalue()
+
+
+def _execute(live: LiveServer, token: str, code: str, **extra: Any) -> dict[str, Any]:
+    with live.client(token) as http:
+        reply = http.post("/execute", json={"code": code, "receipt": True, **extra})
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    assert body["success"], body
+    return body
+
+
+MODULE_CODE = """
+const path = require("path");
+const parts = [];
+for (let i = 0; i < 50; i++) parts.push(path.join("/srv", "a" + i, "..", "b" + i, "file.txt"));
+return path.basename(parts[49]);
+"""
+
+
+def test_a_receipt_of_code_using_allowed_modules_reruns_identically(
+    live: LiveServer, client_id: str, tmp_path: Path
+) -> None:
+    token = live.new_key(client_id, "standard")
+    body = _execute(live, token, MODULE_CODE, allowedModules=["node:path", "path"])
+    assert body["result"] == "file.txt"
+    status, text = _rerun(live, body["receipt"], MODULE_CODE, tmp_path)
+    fuel = body["metrics"]["fuel"]
+    assert f"fuel {fuel} (receipt {fuel})" in text, text
+    assert "identical" in text
+    assert "may" not in text
+    assert status == 0, text
+    receipt = body["receipt"]["receipt"]
+    assert receipt["engine"]["limits"]["allowedModules"] == ["path"]
+    assert receipt["readRandom"] is False
+
+    # a receipt signed before allowedModules was recorded is re-run without modules
+    old = copy.deepcopy(receipt)
+    old["engine"]["limits"].pop("allowedModules")
+    old.pop("readRandom")
+    key = Ed25519PrivateKey.generate()
+    status, text = _rerun(live, sign(old, key), MODULE_CODE, tmp_path, key.public_key())
+    assert status == 1, text
+    assert "DIFFERENT" in text  # require("path") throws there
+    plain = copy.deepcopy(_execute(live, token, "return [1, 2].map(x => x * 2)")["receipt"])
+    plain["receipt"]["engine"]["limits"].pop("allowedModules")
+    plain["receipt"].pop("readRandom")
+    status, text = _rerun(live, sign(plain["receipt"], key), "return [1, 2].map(x => x * 2)",
+                          tmp_path, key.public_key())  # fmt: skip
+    assert status == 0, text
+    assert "identical" in text
+
+
+# fuel that depends on the per-run random key: how many draws until a zero byte
+RANDOM_CODE = """
+let n = 0;
+while (crypto.getRandomValues(new Uint8Array(1))[0] !== 0) n++;
+return crypto.randomUUID().length + n * 0;
+"""
+
+
+def test_a_receipt_of_code_using_host_randomness_says_the_rerun_may_differ(
+    live: LiveServer, client_id: str, tmp_path: Path
+) -> None:
+    token = live.new_key(client_id)
+    body = _execute(live, token, RANDOM_CODE)
+    status, text = _rerun(live, body["receipt"], RANDOM_CODE, tmp_path)
+    assert "DIFFERENT" not in text
+    assert "random key" in text
+    assert "may legitimately differ" in text
+    assert status == 0, text
+    receipt = body["receipt"]["receipt"]
+    assert receipt["readRandom"] is True
+    assert receipt["readClock"] is False
+    uuid = _execute(live, token, "return crypto.randomUUID()")
+    status, text = _rerun(live, uuid["receipt"], "return crypto.randomUUID()", tmp_path)
+    assert "may legitimately differ" in text
+    assert status == 0, text
+    assert uuid["receipt"]["receipt"]["readRandom"] is True
+    # Math.random is replayed from the recorded seed: no host randomness
+    plain = _execute(live, token, "return Math.random()")
+    assert plain["receipt"]["receipt"]["readRandom"] is False
+
+
+# fuel that depends on the clock: how many reads until it moves on by 3 ms
+CLOCK_CODE = """
+const t = Date.now();
+let n = 0;
+while (Date.now() - t < 3) n++;
+return n > 0;
+"""
+
+
+def test_a_receipt_of_code_reading_the_clock_says_the_rerun_may_differ(
+    live: LiveServer, client_id: str, tmp_path: Path
+) -> None:
+    token = live.new_key(client_id)
+    body = _execute(live, token, CLOCK_CODE)
+    status, text = _rerun(live, body["receipt"], CLOCK_CODE, tmp_path)
+    assert "DIFFERENT" not in text  # fuel differs, but a re-run may: it says so
+    assert "note: the code read the clock, so a re-run may legitimately differ" in text
+    assert status == 0, text
+    receipt = body["receipt"]["receipt"]
+    assert receipt["readClock"] is True
+    assert receipt["readRandom"] is False

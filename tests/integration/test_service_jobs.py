@@ -17,6 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
+from billing import keys
+from billing.webhook_signing import SignatureError, verify_signature
 from service.jobs.store import JobStore
 from tests.integration.conftest import (
     ADMIN_KEY,
@@ -58,6 +60,7 @@ class Receiver:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.raw: list[bytes] = []  # each request's body as received (what is signed)
         self.delivered: list[dict[str, Any]] = []
         receiver = self
 
@@ -65,6 +68,7 @@ class Receiver:
             def do_POST(self) -> None:
                 data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 body = json.loads(data)
+                receiver.raw.append(data)
                 receiver.requests.append((dict(self.headers), body))
                 ok = len(receiver.requests) > receiver.failures
                 if ok:
@@ -221,8 +225,13 @@ def test_callback_arrives_signed_after_failures(
     assert event["data"]["executionId"] == execution_id
     assert event["data"]["status"] == "succeeded"
     assert event["data"]["response"]["result"] == "cb"
-    headers = {k.lower(): v for k, v in receiver.requests[-1][0].items()}
-    assert any("signature" in name for name in headers)
+    secret = jobs_live.sync_redis().hget(keys.webhook(client_id), "secret")
+    assert isinstance(secret, bytes)
+    for (headers, _body), raw in zip(receiver.requests, receiver.raw, strict=True):
+        header = {k.lower(): v for k, v in headers.items()}.get("webhook-signature")
+        verify_signature(secret.decode(), header, raw, tolerance=300)  # every attempt
+    with pytest.raises(SignatureError):
+        verify_signature("whsec_" + "x" * 43, header, raw, tolerance=300)
     time.sleep(0.5)
     assert len(receiver.delivered) == 1
 
@@ -250,6 +259,29 @@ def test_batch_answered_together(jobs_live: LiveServer, client_id: str) -> None:
     today = usage_today(jobs_live, client_id)
     assert today["executions"] == 3
     assert today["errors"] == 1
+
+
+def test_batch_items_run_in_parallel(jobs_live: LiveServer, client_id: str) -> None:
+    """Each item reports when (by the wall clock) it started and ended: run one after the
+    other, no two of these spans would overlap."""
+    token = jobs_live.new_key(client_id)
+    code = "const s = Date.now(); while (Date.now() - s < 500) {} return [s, Date.now()]"
+    n = 4
+    with jobs_live.client(token) as http:
+        r = http.post("/v1/executions/batch", json={"items": [{"code": code}] * n})
+    assert r.status_code == 200, r.text
+    answers = r.json()["items"]
+    assert [a["status"] for a in answers] == [200] * n
+    spans = [tuple(a["body"]["result"]) for a in answers]
+    assert all(start < end for start, end in spans)
+    # the most spans in progress at one moment (ends sort before starts at equal times)
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _t, step in events:
+        running += step
+        peak = max(peak, running)
+    assert 2 <= peak <= jobs_live.settings.sandbox_threads
+    assert usage_today(jobs_live, client_id)["executions"] == n
 
 
 def test_async_batch_sends_one_callback(

@@ -2,7 +2,9 @@
 
 Two replicas share one Redis. The job's runner is killed with SIGKILL while the code runs;
 the other replica takes the job over once it has been idle for ``CODEXEC_JOB_RECLAIM_IDLE_S``,
-runs it again, and the execution is finished once and billed once.
+runs it again, and the execution is finished once and billed once. The later crash windows
+(after the run was recorded, after the callback was queued) are in
+``test_service_jobs_reclaim.py``.
 """
 
 from __future__ import annotations

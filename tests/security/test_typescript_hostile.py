@@ -120,13 +120,31 @@ def test_memory_cap_of_the_stripper_is_a_clear_error(sb: Sandbox, ts: TypeScript
     assert_healthy(sb, ts)
 
 
-def test_code_cannot_close_the_wrapper_to_escape_stripping(sb: Sandbox, ts: TypeScript) -> None:
-    # Closing the wrapper function only yields JavaScript for the sandbox, the real boundary.
-    stripped = strip_guarded(ts, "}; globalThis.leak = 1; (async function(){ return 2;")
-    if stripped.error is None:
-        sb.run(stripped.code, limits=LIMITS)
-    res = sb.run("return typeof globalThis.leak", limits=LIMITS)
-    assert res.result_json == '"undefined"'
+ESCAPE = "console.log('escaped')"
+WRAPPER_ESCAPES = {
+    "the stripper's wrapper": f"}}; {ESCAPE}; (async function(){{ return 2;",
+    "the sandbox's wrapper": f"return 1 }}); {ESCAPE}; (function(){{",
+    "a template in the way": f"return `${{1}}` }}); {ESCAPE}; (function(){{",
+    "valid around the stripper's": f"return 1 }}\n{ESCAPE}\nasync function g(){{",
+    "regex or division": f"return 1 }}/1); {ESCAPE}; (function(){{ /*/; {{/**/",
+}
+
+
+@pytest.mark.parametrize("code", WRAPPER_ESCAPES.values(), ids=WRAPPER_ESCAPES.keys())
+def test_code_cannot_close_the_wrapper_and_run_outside_it(
+    sb: Sandbox, ts: TypeScript, code: str
+) -> None:
+    """TypeScript is a function body: code that closes the function early and goes on with
+    statements after it is refused (by the stripper or the sandbox), and nothing after the
+    brace runs in that same run."""
+    stripped = strip_guarded(ts, code)
+    if stripped.error is not None:
+        assert stripped.error.type == "SyntaxError"
+    else:
+        res = sb.run(stripped.code, limits=LIMITS)
+        assert "escaped" not in res.output
+        assert res.error is not None
+        assert res.error.type == "SyntaxError"
     assert_healthy(sb, ts)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -44,7 +45,7 @@ async def spend(redis: aioredis.Redis, client: str, pusd: int) -> None:
 
 
 async def alerts_sent(redis: aioredis.Redis) -> list[dict[str, object]]:
-    entries = await redis.xrange(keys.OUTBOX)
+    entries: Any = await redis.xrange(keys.OUTBOX)
     out = []
     for _id, fields in entries:
         d = Delivery.from_json(fields[b"d"])
@@ -88,8 +89,10 @@ async def test_hysteresis_rearms_only_below_the_margin(configured: aioredis.Redi
     await spend(configured, "acme", 5 * USD)
     assert await alerts.after_charge("acme", PLAN, 5 * USD, now=NOW) == [50]
     await spend(configured, "acme", -USD // 4)  # credit: 47.5 %, within the margin
+    assert await alerts.after_charge("acme", PLAN, -USD // 4, now=NOW) == []  # seen: not re-armed
+    assert await configured.hexists(keys.alerts("acme", MONTH), "50")
     await spend(configured, "acme", USD // 4)  # back to 50 %
-    assert await alerts.after_charge("acme", PLAN, 0, now=NOW) == []
+    assert await alerts.after_charge("acme", PLAN, USD // 4, now=NOW) == []
     await spend(configured, "acme", -USD * 6 // 10)  # credit: 44 %, below 45 %: re-armed
     assert await alerts.after_charge("acme", PLAN, 0, now=NOW) == []
     await spend(configured, "acme", USD * 6 // 10)  # 50 % again

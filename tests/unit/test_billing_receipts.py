@@ -25,6 +25,8 @@ from billing.receipt_facts import FIELD, ReceiptFacts, canonical_json, context_s
 from billing.receipts import InvalidReceipt, check, receipt_of_entry, receipt_of_record, sign
 from billing.totals import FIELDS
 from billing.usage_record import UsageRecord
+from sandbox import Limits
+from service.receipting import allowed_modules, limits_of
 
 PLAN = Plans.load().get("standard")
 
@@ -81,27 +83,88 @@ def test_canonical_json_is_sorted_compact_utf8() -> None:
 @given(
     st.integers(0, 2**64 - 1),
     st.booleans(),
+    st.booleans(),
     st.integers(1, 2**32 - 1),
     st.integers(1, 2**63),
     st.text(max_size=60),
+    st.lists(st.sampled_from(["crypto", "path", "util", "*"]), unique=True),
 )
 def test_facts_pack_round_trips(
-    seed: int, clock: bool, timeout: int, fuel: int, version: str
+    seed: int, clock: bool, rand: bool, timeout: int, fuel: int, version: str, mods: list[str]
 ) -> None:
-    f = facts(random_seed=seed, read_clock=clock, timeout_ms=timeout, fuel_cap=fuel,
-              wasmtime_version=version)  # fmt: skip
+    f = facts(random_seed=seed, read_clock=clock, read_random=rand, timeout_ms=timeout,
+              fuel_cap=fuel, wasmtime_version=version, allowed_modules=tuple(mods))  # fmt: skip
     assert ReceiptFacts.unpack(f.pack()) == f
     assert ReceiptFacts.from_named(f.named()) == f
 
 
 def test_facts_are_compact_and_checked() -> None:
-    assert len(facts(engine_build="0" * 32).pack()) <= 210
+    assert len(facts(engine_build="0" * 32).pack()) <= 215
     with pytest.raises(ValueError, match="fit"):
         facts(timeout_ms=2**32).pack()
     with pytest.raises(ValueError):
         ReceiptFacts.unpack(facts().pack() + b"x")
     with pytest.raises(ValueError):
-        ReceiptFacts.unpack(b"\x02" + facts().pack()[1:])
+        ReceiptFacts.unpack(b"\x03" + facts().pack()[1:])
+
+
+def test_version_1_facts_read_as_no_modules_and_no_host_randomness() -> None:
+    """Entries written before the modules and the random flag were recorded."""
+    v2 = facts(read_clock=True, engine_build="b" * 32).pack()
+    assert v2[0] == 2
+    assert v2[-1] == 0  # the last string (no modules) is empty
+    v1 = b"\x01" + v2[1:-1]
+    old = ReceiptFacts.unpack(v1)
+    assert old == facts(read_clock=True, engine_build="b" * 32)
+    assert (old.allowed_modules, old.read_random) == ((), False)
+    named = ReceiptFacts.unpack(v1).named()
+    del named["read_random"], named["allowed_modules"]
+    assert ReceiptFacts.from_named(named) == old
+    with pytest.raises(ValueError):  # a version-1 field has six strings, not seven
+        ReceiptFacts.unpack(b"\x01" + v2[1:])
+
+
+def test_modules_and_host_randomness_are_in_the_ledger_and_the_signed_receipt() -> None:
+    rec = UsageRecord.priced(
+        PLAN, client_id="acme", execution_id="ex-2", at=datetime(2024, 5, 6, tzinfo=UTC),
+        fuel=5, cpu_ms=1, wall_ms=1, peak_memory_bytes=1 << 20,
+        receipt=facts(read_random=True, allowed_modules=("crypto", "path")),
+    )  # fmt: skip
+    entry = parse_entry("acme", b"1714979289123-0", entry_fields(rec))
+    assert entry.fields["read_random"] == "1"
+    assert entry.fields["read_clock"] == "0"
+    assert entry.fields["allowed_modules"] == "crypto,path"
+    body = receipt_of_entry(entry)
+    assert body is not None
+    assert body == receipt_of_record(rec)
+    assert body["readRandom"] is True
+    assert body["readClock"] is False
+    assert body["engine"]["limits"]["allowedModules"] == ["crypto", "path"]
+    key = Ed25519PrivateKey.generate()
+    envelope = sign(body, key)
+    for path in (("readRandom",), ("engine", "limits", "allowedModules", 0)):
+        with pytest.raises(InvalidReceipt, match="signature"):
+            check({**envelope, "receipt": altered(body, path)}, key.public_key())
+    plain = receipt_of_record(record())
+    assert plain is not None
+    assert plain["readRandom"] is False
+    assert plain["engine"]["limits"]["allowedModules"] == []
+
+
+@pytest.mark.parametrize(
+    ("names", "recorded"),
+    [
+        (set(), ()),
+        ({"node:path", "path", "util"}, ("path", "util")),
+        ({"crypto", "*"}, ("*",)),
+    ],
+)
+def test_the_receipt_reruns_with_the_modules_it_allowed(
+    names: set[str], recorded: tuple[str, ...]
+) -> None:
+    assert allowed_modules(frozenset(names)) == recorded
+    limits = limits_of(facts(allowed_modules=recorded))
+    assert limits.module_mask == Limits(modules=frozenset(names)).module_mask
 
 
 def test_receipt_from_the_ledger_equals_the_one_from_the_record() -> None:
