@@ -14,20 +14,13 @@ A 2xx answer delivers it; anything else schedules the next attempt after
 script adds one, it trims by age (XTRIM MINID, exact) and by count (XADD MAXLEN ~), both
 O(entries removed), so the stream never grows without bound.
 
-Where a delivery may connect (server-side request forgery): the HTTP client of
-:func:`http_client` resolves the host itself when it opens a connection and connects to
-the address it checked, never resolving the name again (so DNS rebinding cannot swap it;
-TLS still verifies the certificate against the name). Unless ``allow_private``, an address
-that is loopback, private, link-local, multicast, reserved, unspecified or otherwise not
-globally routable (IPv4 or IPv6, IPv4-mapped IPv6 included) is refused; a host with no
-other address refuses the delivery, which is dead-lettered at once with the reason (it
-would fail the same way on every retry). Proxies from the environment are not used (a proxy
-would resolve the name instead).
+Where a delivery may connect (server-side request forgery) is decided by
+:mod:`billing.webhook_address`: the client of :func:`http_client` connects only to a resolved
+and checked address, and a host with only refused addresses fails the attempt for good.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
 import socket
@@ -38,12 +31,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
-import httpcore
 import httpx
 from redis.exceptions import RedisError, ResponseError
 
 from billing import keys
 from billing.scripts import AnyRedis, register
+from billing.webhook_address import AddressRefused, GuardedTransport, refusal
 from billing.webhook_signing import sign
 from billing.webhooks import GROUP, Delivery, Outbox
 
@@ -51,12 +44,12 @@ __all__ = [
     "DEADLETTER_MAX",
     "DEADLETTER_RETENTION_S",
     "MAX_RESPONSE_BYTES",
-    "AddressRefused",
+    "AddressRefused",  # re-exported from billing.webhook_address (its home)
     "AttemptResult",
     "DeliveryWorker",
     "backoff_s",
     "http_client",
-    "refusal",
+    "refusal",  # re-exported from billing.webhook_address (its home)
 ]
 
 log = logging.getLogger("codexec.webhooks")
@@ -70,92 +63,6 @@ DEADLETTER_RETENTION_S = 30 * 86400
 """How long a dead letter is kept by default (30 days)."""
 DEADLETTER_MAX = 100_000
 """How many dead letters are kept at most by default (about: trimmed by whole nodes)."""
-_MAX_ADDRESSES = 4  # tried per connection, each with the connect timeout
-
-_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_REFUSED_KINDS = ("unspecified", "loopback", "link_local", "multicast", "reserved", "private")
-
-
-class AddressRefused(Exception):
-    """A webhook URL's host has no address a delivery may connect to."""
-
-
-def refusal(address: str) -> str | None:
-    """Why a delivery may not connect to the IP ``address`` (e.g. ``"loopback"``), or None."""
-    ip: _IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):  # an IPv4 address inside: judge that one
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        elif ip.sixtofour is not None:
-            ip = ip.sixtofour
-        elif ip in _NAT64:
-            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    for kind in _REFUSED_KINDS:
-        if getattr(ip, f"is_{kind}"):
-            return kind.replace("_", "-")
-    return None if ip.is_global else "not globally routable"
-
-
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves each host once per connection, checks every address, connects to a checked one."""
-
-    def __init__(self, allow_private: bool) -> None:
-        self.allow_private = allow_private
-        self._inner = httpcore.AnyIOBackend()
-
-    async def _addresses(self, host: str, port: int, timeout: float | None) -> list[str]:
-        try:
-            with anyio.fail_after(timeout):
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, TimeoutError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        found = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        if self.allow_private:
-            return found
-        allowed = [a for a in found if refusal(a) is None]
-        if not allowed:
-            why = ", ".join(f"{a} ({refusal(a)})" for a in found)
-            raise AddressRefused(f"{host} resolves only to refused addresses: {why}")
-        return allowed
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Connect to the first reachable checked address of ``host``."""
-        error: httpcore.ConnectError | None = None
-        for address in (await self._addresses(host, port, timeout))[:_MAX_ADDRESSES]:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except httpcore.ConnectError as exc:
-                error = exc
-        raise error or httpcore.ConnectError(f"no address for {host}")
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.AsyncNetworkStream:
-        """Webhooks never go to a local socket."""
-        raise AddressRefused("webhooks are not delivered to unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep (httpcore's retry waits)."""
-        await self._inner.sleep(seconds)
-
-
-class _GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, allow_private: bool) -> None:
-        super().__init__(trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=_GuardedBackend(allow_private),
-        )
 
 
 def backoff_s(
@@ -172,14 +79,14 @@ def backoff_s(
 
 def http_client(timeout_s: float, *, allow_private: bool = True) -> httpx.AsyncClient:
     """The HTTP client deliveries use: ``timeout_s`` for each phase, redirects not followed,
-    every connection to a resolved and checked address (module docstring). Pass
+    every connection to a resolved and checked address (:mod:`billing.webhook_address`). Pass
     ``allow_private=False`` in production (the service's ``CODEXEC_CALLBACK_ALLOW_PRIVATE``
     off); the default keeps loopback and private receivers reachable for development."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s),
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
-        transport=_GuardedTransport(allow_private),
+        transport=GuardedTransport(allow_private),
         trust_env=False,
     )
 

@@ -36,7 +36,7 @@ from service.middleware import RequestLogMiddleware
 from service.receipting import Receipting, engine_build, load_signing_key
 from service.routes import billing, execute, executions, health, receipts, usage
 
-__all__ = ["create_app"]
+__all__ = ["StartupError", "create_app", "open_services"]
 
 log = logging.getLogger("codexec.app")
 
@@ -127,6 +127,29 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
     )
 
 
+@asynccontextmanager
+async def open_services(
+    settings: Settings, metrics: Metrics | None = None
+) -> AsyncIterator[Services]:
+    """The services of one process (Redis client, sandbox, stores, executor), built from
+    ``settings`` and closed on exit, without the background tasks (spool replay, webhook
+    delivery, job runners, maintenance) that the app's lifespan starts on top of them.
+
+    Raises :class:`StartupError` for a configuration the service refuses to start with. On
+    exit the spool is replayed once (if Redis answers), then the executor, sandbox and Redis
+    client are closed. Tests use it to drive the real services without a server.
+    """
+    services = await _build(settings, metrics or Metrics())
+    try:
+        yield services
+    finally:
+        with contextlib.suppress(Exception):
+            await services.usage.replay_spool()
+        await anyio.to_thread.run_sync(services.executor.close)
+        services.sandbox.close()
+        await services.redis.aclose()
+
+
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> FastAPI:
     """Build the ASGI app; the lifespan owns the sandbox, Redis client and background tasks."""
     settings = settings or Settings()
@@ -134,23 +157,16 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await _build(settings, metrics)
-        app.state.services = services
-        # Everything built so far lives as long as the process: keep it out of the cyclic
-        # collector's generations so collections stay short under load.
-        gc.collect()
-        gc.freeze()
-        try:
+        async with open_services(settings, metrics) as services:
+            app.state.services = services
+            # Everything built so far lives as long as the process: keep it out of the cyclic
+            # collector's generations so collections stay short under load.
+            gc.collect()
+            gc.freeze()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(run_background, services)
                 yield
                 tg.cancel_scope.cancel()
-        finally:
-            with contextlib.suppress(Exception):
-                await services.usage.replay_spool()
-            await anyio.to_thread.run_sync(services.executor.close)
-            services.sandbox.close()
-            await services.redis.aclose()
 
     app = FastAPI(
         title="codexec",

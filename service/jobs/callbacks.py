@@ -6,7 +6,7 @@ a host that is ``localhost`` or an IP literal in a loopback, private, link-local
 or multicast range is refused too. IPv4 literals are read the way the resolver reads them
 (:func:`socket.inet_aton`: ``127.1``, ``2130706433``, ``0x7f000001`` and ``0177.0.0.1`` are
 all 127.0.0.1), IPv6 literals with :mod:`ipaddress`, and the ranges are those the delivery
-client refuses (:func:`billing.webhook_delivery.refusal`). Names are not resolved here (a
+client refuses (:func:`billing.webhook_address.refusal`). Names are not resolved here (a
 name may change what it points to): the delivery client resolves the name when it connects
 and connects to the address it resolved; built with ``allow_private=False`` it refuses the
 same ranges there and dead-letters a delivery whose host has only refused addresses
@@ -20,7 +20,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from billing.webhook_delivery import refusal
+from billing.webhook_address import refusal
 from service.errors import BadRequest
 
 __all__ = ["BATCH_COMPLETED", "EXECUTION_COMPLETED", "MAX_URL_LENGTH", "check_callback_url"]

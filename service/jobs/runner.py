@@ -27,7 +27,8 @@ from redis.exceptions import RedisError
 from service.auth import Caller
 from service.errors import RateLimited, ServiceError, Unavailable, error_response, translate
 from service.jobs.callbacks import BATCH_COMPLETED, EXECUTION_COMPLETED
-from service.jobs.store import Job, JobStore, now_ms
+from service.jobs.job import Job
+from service.jobs.store import JobStore, now_ms
 
 if TYPE_CHECKING:
     from service.deps import Services

@@ -5,17 +5,18 @@ Keys (built by :mod:`billing.keys`)::
     jobs                          stream  one entry per job to run: client, id (group "runners")
     jobs:{<client>}               zset    the client's unfinished jobs (score: submit ms)
     job:{<client>}:<executionId>  hash    status, request, plan, callback, times, response,
-                                          entry (the ID of the stream entry that runs it)
+                                          entry (the ID of the stream entry that runs it;
+                                          fields: :mod:`service.jobs.job`)
     batch:{<client>}:<batchId>    hash    an async batch: item IDs, items left, callback
 
 On a Redis Cluster ``jobs`` and a client's keys are in different slots, so submitting is two
 steps that cannot be one transaction, ordered so that a crash between them loses nothing:
 
 1. ``XADD jobs`` (the entry, whose ID says when it was made);
-2. one script on the client's slot writes the job hash (with that entry's ID) and the
-   client's zset, unless the execution ID exists already or the entry is older than
-   :data:`SUBMIT_WINDOW_MS` by that node's clock (a submitter that stalled that long tries
-   again with a fresh entry).
+2. one script on the client's slot (``billing/lua/job_submit.lua``) writes the job hash
+   (with that entry's ID) and the client's zset, unless the execution ID exists already or
+   the entry is older than :data:`SUBMIT_WINDOW_MS` by that node's clock (a submitter that
+   stalled that long tries again with a fresh entry).
 
 A process that dies between the two never answered 202, and leaves an entry without a job:
 a runner that finds one leaves it pending (its submission may still be under way) and drops
@@ -27,16 +28,16 @@ An entry stays pending in the group until its job is finished and recorded; a ru
 dies leaves it pending, and another runner takes it over with ``XAUTOCLAIM`` once it has been
 idle for ``job_reclaim_idle_s`` (a live runner keeps its entries fresh with ``XCLAIM ...
 JUSTID`` while it runs them). The run itself is idempotent (the job's execution ID), so a job
-run twice is recorded and billed once. ``finish`` is one script on the client's slot, so a
-batch's "items left" counts every job once. Nothing here uses MULTI (transactional
-pipelines and cluster clients do not mix well): every multi-command change is one script on
-one slot, or a non-transactional pipeline on one key whose partial effect is harmless.
+run twice is recorded and billed once. ``finish`` is one script on the client's slot
+(``billing/lua/job_finish.lua``), so a batch's "items left" counts every job once. Nothing
+here uses MULTI (transactional pipelines and cluster clients do not mix well): every
+multi-command change is one script on one slot, or a non-transactional pipeline on one key
+whose partial effect is harmless.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, cast
 
 import anyio
@@ -44,13 +45,13 @@ import orjson
 from redis.exceptions import ResponseError
 
 from billing import keys
-from billing.scripts import AnyRedis
+from billing.scripts import AnyRedis, register
 from service.errors import Conflict, RateLimited, Unavailable
+from service.jobs.job import TERMINAL, Job, NewJob, text_field
 
 __all__ = ["GROUP", "ORPHAN_AFTER_MS", "SUBMIT_WINDOW_MS", "TERMINAL", "Job", "JobStore", "NewJob"]
 
 GROUP = "runners"
-TERMINAL = ("succeeded", "failed")
 SUBMIT_WINDOW_MS = 60_000
 """A job hash is written for a stream entry at most this old (else a fresh entry is made).
 Entry IDs carry the stream node's clock and the check reads the client node's: Redis nodes'
@@ -60,90 +61,10 @@ ORPHAN_AFTER_MS = 10 * SUBMIT_WINDOW_MS
 over :data:`SUBMIT_WINDOW_MS` absorbs clock differences between processes and nodes."""
 _LATE_READS_S = (0.02, 0.1, 0.5)  # a runner may read an entry just before its job is written
 
-# KEYS: job hash, the client's zset
-# ARGV: body hash, entry ID, entry ms, window ms, TTL s, submitted ms, execution ID, fields...
-# -> {1, ''} written; {0, existing body hash} the ID exists; {-1, ''} the entry is too old
-_SUBMIT = """
-local existing = redis.call('HGET', KEYS[1], 'hash')
-if existing then return {0, existing} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now - tonumber(ARGV[3]) > tonumber(ARGV[4]) then return {-1, ''} end
-redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'entry', ARGV[2], unpack(ARGV, 8))
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[6], ARGV[7])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-return {1, ''}
-"""
-# KEYS: batch hash   ARGV: TTL s, fields... -> 1 created, 0 the batch exists
-_CREATE_BATCH = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-# KEYS: job hash, the client's zset, batch hash (or the job hash again)
-# ARGV: status, response, finished ms, execution ID, "1" if in a batch
-# -> -1 if the job was already finished, else the batch's items left (0 without a batch)
-_FINISH = """
-if redis.call('HEXISTS', KEYS[1], 'finished') == 1 then return -1 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'response', ARGV[2], 'finished', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[4])
-if ARGV[5] == '1' then return redis.call('HINCRBY', KEYS[3], 'left', -1) end
-return 0
-"""
-
 
 def now_ms() -> int:
     """Wall-clock milliseconds (job times are shown to clients)."""
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """What a submission stores."""
-
-    client_id: str
-    execution_id: str
-    request: dict[str, Any]
-    body_hash: str
-    plan: str
-    legacy: bool
-    callback_url: str | None = None
-    batch_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A job as stored."""
-
-    client_id: str
-    execution_id: str
-    status: str
-    request: dict[str, Any]
-    plan: str
-    legacy: bool
-    callback_url: str | None
-    batch_id: str | None
-    submitted_ms: int
-    started_ms: int | None
-    finished_ms: int | None
-    attempts: int
-    response: bytes | None
-    entry_id: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        """Whether the job has its final response."""
-        return self.status in TERMINAL
-
-
-def _int(value: bytes | None) -> int | None:
-    return int(value) if value is not None else None
-
-
-def _text(value: bytes | None) -> str | None:
-    return value.decode() if value else None
 
 
 class JobStore:
@@ -156,9 +77,9 @@ class JobStore:
         self.ttl_s = ttl_s
         self.max_queued = max_queued
         self.max_queued_per_client = max_queued_per_client
-        self._finish = redis.register_script(_FINISH)
-        self._submit = redis.register_script(_SUBMIT)
-        self._create_batch = redis.register_script(_CREATE_BATCH)
+        self._finish = register(redis, "job_finish")
+        self._submit = register(redis, "job_submit")
+        self._create_batch = register(redis, "job_batch_create")
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if they do not exist."""
@@ -179,15 +100,7 @@ class JobStore:
         if await self._exists(key, job.body_hash):
             return False
         await self.check_room(job.client_id, 1)
-        fields: list[Any] = [
-            "status", "queued",
-            "request", orjson.dumps(job.request),
-            "plan", job.plan,
-            "legacy", "1" if job.legacy else "0",
-            "attempts", 0,
-            "callback", job.callback_url or "",
-            "batch", job.batch_id or "",
-        ]  # fmt: skip
+        fields = job.fields()
         for _ in range(3):
             entry = _decode(
                 await self.redis.xadd(keys.JOBS, {"client": job.client_id, "id": job.execution_id})
@@ -235,24 +148,7 @@ class JobStore:
         raw = cast(
             "dict[bytes, bytes]", await self.redis.hgetall(keys.job(client_id, execution_id))
         )
-        if not raw or b"status" not in raw:
-            return None
-        return Job(
-            client_id=client_id,
-            execution_id=execution_id,
-            status=raw[b"status"].decode(),
-            request=orjson.loads(raw.get(b"request", b"{}")),
-            plan=raw.get(b"plan", b"").decode(),
-            legacy=raw.get(b"legacy") == b"1",
-            callback_url=_text(raw.get(b"callback")),
-            batch_id=_text(raw.get(b"batch")),
-            submitted_ms=int(raw.get(b"submitted", b"0")),
-            started_ms=_int(raw.get(b"started")),
-            finished_ms=_int(raw.get(b"finished")),
-            attempts=int(raw.get(b"attempts", b"0")),
-            response=raw.get(b"response"),
-            entry_id=_text(raw.get(b"entry")),
-        )
+        return Job.from_hash(client_id, execution_id, raw)
 
     async def job_of_entry(self, entry_id: str, client_id: str, execution_id: str) -> Job | None:
         """The job a stream entry runs, or None if there is nothing to run for it now.
@@ -357,7 +253,7 @@ class JobStore:
         """A batch's item IDs, items left and callback URL."""
         raw = cast("dict[bytes, bytes]", await self.redis.hgetall(keys.batch(client_id, batch_id)))
         ids: list[str] = orjson.loads(raw.get(b"ids", b"[]"))
-        return ids, int(raw.get(b"left", b"0")), _text(raw.get(b"callback"))
+        return ids, int(raw.get(b"left", b"0")), text_field(raw.get(b"callback"))
 
 
 def _decode(value: bytes | str) -> str:

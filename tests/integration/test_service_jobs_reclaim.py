@@ -26,12 +26,13 @@ import redis.asyncio as aioredis
 
 from billing import keys
 from billing.webhooks import Delivery
-from service.app import _build
+from service.app import open_services
 from service.auth import Caller
 from service.deps import Services
 from service.jobs.callbacks import BATCH_COMPLETED, EXECUTION_COMPLETED
+from service.jobs.job import Job, NewJob
 from service.jobs.runner import JobRunner
-from service.jobs.store import GROUP, Job, JobStore, NewJob
+from service.jobs.store import GROUP, JobStore
 from service.metrics import Metrics
 from tests.integration.conftest import make_settings
 
@@ -56,14 +57,9 @@ async def services(
         job_reclaim_idle_s=0.3,
         job_concurrency=1,
     )
-    built = await _build(settings, Metrics())
-    try:
+    async with open_services(settings, Metrics()) as built:
         await built.jobs.ensure_group()
         yield built
-    finally:
-        built.executor.close()
-        built.sandbox.close()
-        await built.redis.aclose()
 
 
 def _store_of(services: Services) -> JobStore:

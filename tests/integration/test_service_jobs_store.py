@@ -10,7 +10,8 @@ from redis.exceptions import ResponseError
 
 from billing import keys
 from service.errors import Conflict, RateLimited, Unavailable
-from service.jobs.store import JobStore, NewJob
+from service.jobs.job import NewJob
+from service.jobs.store import JobStore
 
 
 def job(client: str, execution_id: str, body_hash: str = "h", batch: str | None = None) -> NewJob:

@@ -12,7 +12,8 @@ from collections import Counter
 import pytest
 import redis.asyncio as aioredis
 
-from billing.webhook_delivery import DeliveryWorker, http_client, refusal
+from billing.webhook_address import refusal
+from billing.webhook_delivery import DeliveryWorker, http_client
 from billing.webhooks import Outbox
 from tests.integration.receiver import receiver
 
