@@ -183,25 +183,8 @@ const posix = {
   },
   extname(path) {
     checkPath(path);
-    let startDot = -1, startPart = 0, end = -1, matchedSlash = true, preDotState = 0;
-    for (let i = path.length - 1; i >= 0; --i) {
-      const code = path.charCodeAt(i);
-      if (code === 47) {
-        if (!matchedSlash) { startPart = i + 1; break; }
-        continue;
-      }
-      if (end === -1) { matchedSlash = false; end = i + 1; }
-      if (code === 46) {
-        if (startDot === -1) startDot = i;
-        else if (preDotState !== 1) preDotState = 1;
-      } else if (startDot !== -1) {
-        preDotState = -1;
-      }
-    }
-    if (startDot === -1 || end === -1 || preDotState === 0 ||
-        (preDotState === 1 && startDot === end - 1 && startDot === startPart + 1)) {
-      return "";
-    }
+    const [startDot, startPart, end, preDotState] = lastPart(path, 0);
+    if (end === -1 || noExtension(startDot, startPart, end, preDotState)) return "";
     return path.slice(startDot, end);
   },
   format(pathObject) {
@@ -222,26 +205,10 @@ const posix = {
     const isAbsolute = path.charCodeAt(0) === 47;
     let start;
     if (isAbsolute) { ret.root = "/"; start = 1; } else { start = 0; }
-    let startDot = -1, startPart = 0, end = -1, matchedSlash = true, i = path.length - 1;
-    let preDotState = 0;
-    for (; i >= start; --i) {
-      const code = path.charCodeAt(i);
-      if (code === 47) {
-        if (!matchedSlash) { startPart = i + 1; break; }
-        continue;
-      }
-      if (end === -1) { matchedSlash = false; end = i + 1; }
-      if (code === 46) {
-        if (startDot === -1) startDot = i;
-        else if (preDotState !== 1) preDotState = 1;
-      } else if (startDot !== -1) {
-        preDotState = -1;
-      }
-    }
+    const [startDot, startPart, end, preDotState] = lastPart(path, start);
     if (end !== -1) {
       const start2 = startPart === 0 && isAbsolute ? 1 : startPart;
-      if (startDot === -1 || preDotState === 0 ||
-          (preDotState === 1 && startDot === end - 1 && startDot === startPart + 1)) {
+      if (noExtension(startDot, startPart, end, preDotState)) {
         ret.base = ret.name = path.slice(start2, end);
       } else {
         ret.name = path.slice(start2, startDot);
@@ -256,6 +223,30 @@ const posix = {
   matchesGlob: undefined,
 };
 const formatExt = (ext) => (ext ? (ext[0] === "." ? "" : ".") + ext : "");
+// The last part of a path, scanned from its end down to index `stop` (Node's algorithm):
+// [index of its last ".", its start, its end (-1: none), preDotState].
+function lastPart(path, stop) {
+  let startDot = -1, startPart = 0, end = -1, matchedSlash = true, preDotState = 0;
+  for (let i = path.length - 1; i >= stop; --i) {
+    const code = path.charCodeAt(i);
+    if (code === 47) {
+      if (!matchedSlash) { startPart = i + 1; break; }
+      continue;
+    }
+    if (end === -1) { matchedSlash = false; end = i + 1; }
+    if (code === 46) {
+      if (startDot === -1) startDot = i;
+      else if (preDotState !== 1) preDotState = 1;
+    } else if (startDot !== -1) {
+      preDotState = -1;
+    }
+  }
+  return [startDot, startPart, end, preDotState];
+}
+// Whether that part has no extension ("", ".", "..", ".hidden", "name").
+const noExtension = (startDot, startPart, end, preDotState) =>
+  startDot === -1 || preDotState === 0 ||
+  (preDotState === 1 && startDot === end - 1 && startDot === startPart + 1);
 delete posix.matchesGlob;
 posix.posix = posix;
 const pathModule = posix;
