@@ -20,7 +20,6 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from redis.exceptions import RedisError
 
 from billing.alerts import Alerts
@@ -83,7 +82,7 @@ class ExecutionService:
         """Validate a request as ``execute`` does, without running it (async submissions):
         the client billed and the request's identity for idempotency."""
         request, client_id, _ = self._check.parse(caller, body)
-        self._check.context_size(len(orjson.dumps(request.context)))
+        self._check.context_json(request)
         return client_id, request_hash(client_id, request)
 
     async def execute(
@@ -97,8 +96,7 @@ class ExecutionService:
         """Answer one ``POST /execute`` (``stream``: hand console lines out as they come)."""
         self._check.execution_id(execution_id)
         request, client_id, plan = self._check.parse(caller, body)
-        context_json = orjson.dumps(request.context).decode()
-        self._check.context_size(len(context_json))
+        context_json = self._check.context_json(request)
         execution_id_given = execution_id is not None
         # Only a client-chosen ID can come back; a generated one needs no body identity.
         body_hash = request_hash(client_id, request) if execution_id_given else "-"

@@ -101,11 +101,13 @@ class RequestCheck:
         plan_modules(request.allowedModules, plan)
         return request, client_id, plan
 
-    def context_size(self, size: int) -> None:
-        """Refuse a context whose JSON is over ``max_context_bytes``."""
+    def context_json(self, request: ExecuteRequest) -> str:
+        """The request's ``context`` as JSON; refused when over ``max_context_bytes`` (UTF-8)."""
+        data = orjson.dumps(request.context)
         limit = self._settings.max_context_bytes
-        if size > limit:
+        if len(data) > limit:
             raise BadRequest(f"context is over {limit} bytes", field="context")
+        return data.decode()
 
     def fuel_for_timeout(self, request: ExecuteRequest) -> int:
         """The fuel a run gets for its timeout (with the settings' headroom)."""

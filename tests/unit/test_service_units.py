@@ -135,3 +135,18 @@ def test_render_execution_error_shape() -> None:
     assert body["success"] is False
     assert body["result"] is None
     assert body["error"] == {"type": "TypeError", "message": "x is null", "stack": "at <code>:1"}
+
+
+def test_context_limit_counts_utf8_bytes_on_every_path() -> None:
+    """``max_context_bytes`` is bytes of UTF-8 JSON for /execute and async submissions alike."""
+    from billing.plans import Plans
+    from service.errors import BadRequest
+    from service.validation import RequestCheck
+
+    check = RequestCheck(Settings(max_context_bytes=20), Plans.load())
+    ascii_ctx = ExecuteRequest.model_validate({"code": "1", "context": {"a": "x" * 12}})
+    assert check.context_json(ascii_ctx) == '{"a":"xxxxxxxxxxxx"}'  # 20 bytes: at the limit
+    wide = ExecuteRequest.model_validate({"code": "1", "context": {"a": "é" * 12}})
+    with pytest.raises(BadRequest) as refused:  # 20 characters, 32 bytes
+        check.context_json(wide)
+    assert refused.value.field == "context"
