@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from billing import keys
 from billing.money import format_usd, from_pico, to_pico
 from billing.plans import Plan
-from billing.scripts import AnyRedis, register
+from billing.scripts import AnyRedis, register, within
 from billing.totals import FIELDS
 from billing.webhooks import Outbox
 
@@ -105,8 +105,10 @@ class Alerts:
         max_clients: int = 100_000,
         resend_after_s: float = 30.0,
         on_fire: Callable[[], None] | None = None,
+        redis_timeout_s: float | None = None,
     ) -> None:
         self.redis = redis
+        self.redis_timeout_s = redis_timeout_s
         self.outbox = outbox
         self.rearm_margin = rearm_margin
         self.refresh_s = refresh_s
@@ -140,7 +142,7 @@ class Alerts:
             due = crossed(reading.spent, reading.budget, reading.thresholds)
             if all(t in reading.fired for t in due):
                 return []
-        return await self._check(client_id, reading, wall, clock)
+        return await within(self.redis_timeout_s, self._check(client_id, reading, wall, clock))
 
     async def sweep(self, *, now: datetime | None = None) -> list[int]:
         """Check every client charged since its last check whose reading is stale: a

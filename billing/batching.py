@@ -9,10 +9,12 @@ as ONE non-transactional pipeline. Each caller awaits its own reply: a per-comma
 (connection lost, timeout) reaches every caller of that batch. Each command is still its own
 atomic script run; batching only saves client work and round trips.
 
-Works with ``redis.asyncio.Redis`` and ``RedisCluster`` (whose pipeline routes each
-``EVALSHA`` by its keys and sends one pipeline per node). A ``NOSCRIPT`` reply (server
-restarted or a new cluster node) loads the script and resends only those commands, which did
-not run.
+With a standalone ``redis.asyncio.Redis`` the round trips go through
+:class:`~billing.lanes.Lanes` (connections held for this script, commands packed in one step),
+so the script must be safe to run twice (a lost reply is retried once). With ``RedisCluster``
+they go through its pipeline, which routes each ``EVALSHA`` by its keys and sends one
+pipeline per node. A ``NOSCRIPT`` reply (server restarted or a new cluster node) loads the
+script and resends only those commands, which did not run.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT
 
+from billing.lanes import Lanes, pack
 from billing.scripts import AnyRedis
 
 __all__ = ["ScriptBatcher"]
@@ -49,6 +53,12 @@ class ScriptBatcher:
         self._queue: list[tuple[Command, asyncio.Future[Any]]] = []
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._lanes = Lanes(redis, max_in_flight) if isinstance(redis, Redis) else None
+
+    async def aclose(self) -> None:
+        """Close the connections held for this script (standalone Redis)."""
+        if self._lanes is not None:
+            await self._lanes.aclose()
 
     async def __call__(self, command: Command) -> Any:
         """The script's reply to ``command``; raises what Redis raised for it."""
@@ -64,13 +74,36 @@ class ScriptBatcher:
             self._kick()
 
     async def _one(self, command: Command) -> Any:
+        if self._lanes is not None:
+            reply = (await self._on_lanes([command]))[0]
+            if isinstance(reply, BaseException):
+                raise reply
+            return reply
         try:
             return await self.redis.execute_command("EVALSHA", self.sha, *command)
         except NoScriptError:
             await self.redis.script_load(self.source)
             return await self.redis.execute_command("EVALSHA", self.sha, *command)
 
+    async def _on_lanes(self, commands: Sequence[Command]) -> list[Any]:
+        assert self._lanes is not None
+        head = (b"EVALSHA", self.sha)
+        replies = await self._lanes.round_trip(
+            b"".join(pack((*head, *c)) for c in commands), len(commands)
+        )
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self.redis.script_load(self.source)
+            again = await self._lanes.round_trip(
+                b"".join(pack((*head, *commands[i])) for i in missing), len(missing)
+            )
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
+
     async def _pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        if self._lanes is not None:
+            return await self._on_lanes(commands)
         pipe = self.redis.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command("EVALSHA", self.sha, *command)

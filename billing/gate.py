@@ -40,7 +40,7 @@ from billing.leases import BudgetLease, Reservation
 from billing.money import format_usd, from_pico, to_pico
 from billing.plans import Plan
 from billing.quotas import budget_for
-from billing.scripts import UNREACHABLE, AnyRedis, register
+from billing.scripts import UNREACHABLE, AnyRedis, register, within
 from billing.tokens import Lease, RateState, lease_size, policy
 from billing.totals import spent_pusd
 
@@ -72,8 +72,10 @@ class Gate:
         budget_lease_runs: int = 8,
         budget_lease_share: float = 0.25,
         settle_grace_s: float = 2.0,
+        redis_timeout_s: float | None = None,
     ) -> None:
         self.redis = redis
+        self.redis_timeout_s = redis_timeout_s
         self.lease_fraction = lease_fraction
         self.lease_ttl_s = lease_ttl_s
         self.quota_ttl_s = quota_ttl_s
@@ -155,9 +157,12 @@ class Gate:
             if lease.take(clock):
                 return
         want = lease_size(plan.rate_per_second, plan.burst, self.lease_fraction)
-        granted, wait_ms, left, plain, packed, override = await self._admit(
-            keys=self._keys(client_id, month),
-            args=[repr(float(plan.rate_per_second)), plan.burst, want, "read"],
+        granted, wait_ms, left, plain, packed, override = await within(
+            self.redis_timeout_s,
+            self._admit(
+                keys=self._keys(client_id, month),
+                args=[repr(float(plan.rate_per_second)), plan.burst, want, "read"],
+            ),
         )
         clock = time.monotonic()
         lease.spent = from_pico(spent_pusd(plain, packed))
@@ -238,21 +243,24 @@ class Gate:
         lease.syncing = done
         keep = held.begin_sync()
         try:
-            reply = await self._admit(
-                keys=self._keys(client_id, month),
-                args=[
-                    repr(float(plan.rate_per_second)),
-                    plan.burst,
-                    want_tokens,
-                    "lease",
-                    self.lease_id,
-                    _budget_arg(plan),
-                    keep,
-                    need,
-                    want,
-                    math.ceil((ttl + 1.0) * 1000),
-                    repr(self.budget_lease_share),
-                ],
+            reply = await within(
+                self.redis_timeout_s,
+                self._admit(
+                    keys=self._keys(client_id, month),
+                    args=[
+                        repr(float(plan.rate_per_second)),
+                        plan.burst,
+                        want_tokens,
+                        "lease",
+                        self.lease_id,
+                        _budget_arg(plan),
+                        keep,
+                        need,
+                        want,
+                        math.ceil((ttl + 1.0) * 1000),
+                        repr(self.budget_lease_share),
+                    ],
+                ),
             )
         except BaseException:
             held.end_sync(0, held.expires)  # the old free part may be gone: never reuse it

@@ -8,8 +8,10 @@ during an outage, give the client short timeouts and few retries, e.g.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from importlib import resources
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -18,7 +20,9 @@ from redis.exceptions import ClusterDownError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["STORE_ERRORS", "UNREACHABLE", "AnyRedis", "lua_source", "register"]
+__all__ = ["STORE_ERRORS", "UNREACHABLE", "AnyRedis", "lua_source", "register", "within"]
+
+T = TypeVar("T")
 
 AnyRedis: TypeAlias = "Redis | RedisCluster"
 """A standalone or a cluster asyncio client."""
@@ -44,3 +48,14 @@ def lua_source(name: str) -> str:
 def register(redis: AnyRedis, name: str) -> AsyncScript:
     """Register ``billing/lua/<name>.lua`` on ``redis`` (EVALSHA, loaded on first use)."""
     return redis.register_script(lua_source(name))
+
+
+async def within(timeout_s: float | None, call: Awaitable[T]) -> T:
+    """Await ``call``, raising :class:`TimeoutError` after ``timeout_s`` (None: no bound).
+
+    Stores that usually answer from local state bound only their round trips with this, so
+    a request that needs none pays no timer."""
+    if timeout_s is None:
+        return await call
+    async with asyncio.timeout(timeout_s):
+        return await call

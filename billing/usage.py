@@ -193,6 +193,10 @@ class UsageStore:
             log.warning("spool replay stopped: %s", exc)
             return 0
 
+    async def aclose(self) -> None:
+        """Close the connections the record calls hold (the client is the caller's)."""
+        await self._record.aclose()
+
     def spool_depth(self) -> int:
         """Records of this process waiting in the spool (for a Prometheus gauge)."""
         return self.spool.depth()

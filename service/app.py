@@ -79,6 +79,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
         rearm_margin=settings.alert_rearm_margin,
         refresh_s=settings.alert_refresh_s,
         on_fire=metrics.budget_alerts.inc,
+        redis_timeout_s=settings.redis_budget_s,
     )
     executor = ExecutionService(
         settings,
@@ -95,6 +96,7 @@ async def _build(settings: Settings, metrics: Metrics) -> Services:
             redis,
             hard_caps=settings.hard_caps,
             budget_lease_ttl_s=settings.budget_lease_ttl_s,
+            redis_timeout_s=settings.redis_budget_s,
         ),
         plans=plans,
         metrics=metrics,
@@ -147,6 +149,7 @@ async def open_services(
             await services.usage.replay_spool()
         await anyio.to_thread.run_sync(services.executor.close)
         services.sandbox.close()
+        await services.usage.aclose()
         await services.redis.aclose()
 
 

@@ -22,6 +22,8 @@ from service.streaming import OutputStream
 
 __all__ = ["Dispatcher"]
 
+_SLICES_KEPT = 1024
+
 
 class Dispatcher:
     """Runs code in the sandbox, inline when it is short, else in a sandbox thread."""
@@ -33,6 +35,7 @@ class Dispatcher:
         self._sandbox = sandbox
         self._admission = admission
         self._metrics = metrics
+        self._sliced: dict[Limits, Limits] = {}  # limits -> the same with the inline slice
 
     async def run(
         self,
@@ -59,7 +62,7 @@ class Dispatcher:
             return await self._admission.run(
                 client_id, lambda: sandbox.run(code, context_json, limits), share=share
             )
-        first = sandbox.run(code, context_json, replace(limits, fuel=min(limits.fuel, slice_fuel)))
+        first = sandbox.run(code, context_json, self._inline(limits, slice_fuel))
         error = first.error
         if error is None or error.type != "FuelExhaustedError" or limits.fuel <= slice_fuel:
             self._metrics.inline_runs.labels("done").inc()
@@ -71,3 +74,13 @@ class Dispatcher:
             lambda: sandbox.run(code, context_json, limits, random_seed=seed),
             share=share,
         )
+
+    def _inline(self, limits: Limits, slice_fuel: int) -> Limits:
+        """``limits`` with the inline fuel slice, one object per ``limits`` (the sandbox
+        derives its per-run settings once per Limits object)."""
+        sliced = self._sliced.get(limits)
+        if sliced is None:
+            if len(self._sliced) >= _SLICES_KEPT:
+                self._sliced.clear()
+            sliced = self._sliced[limits] = replace(limits, fuel=min(limits.fuel, slice_fuel))
+        return sliced

@@ -167,11 +167,10 @@ class ExecutionService:
         limit priced by the plan) for as long as it can last."""
         hard = self._gate.hard_caps
         max_cost = price(plan, limits.fuel, limits.memory_bytes).cost if hard else Decimal(0)
-        try:
-            async with asyncio.timeout(self._settings.redis_budget_s):
-                return await self._gate.admit(
-                    client_id, plan, max_cost=max_cost, hold_s=limits.timeout_ms / 1000
-                )
+        try:  # the Gate bounds its own round trips by redis_budget_s (usually none)
+            return await self._gate.admit(
+                client_id, plan, max_cost=max_cost, hold_s=limits.timeout_ms / 1000
+            )
         except TimeoutError:
             redis_failed(self._metrics, "admission")
         except RateLimitExceeded:

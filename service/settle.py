@@ -121,9 +121,8 @@ class Settler:
         """Budget alerts after a recorded charge: local arithmetic, rarely one Redis call."""
         if self._alerts is None:
             return
-        try:
-            async with asyncio.timeout(self._settings.redis_budget_s):
-                await self._alerts.after_charge(client_id, plan, to_pico(cost))
+        try:  # the Alerts bound their own round trips by redis_budget_s (rarely any)
+            await self._alerts.after_charge(client_id, plan, to_pico(cost))
         except (RedisError, OSError, TimeoutError):
             redis_failed(self._metrics, "alerts")
         except Exception:  # an alert is a side effect: the recorded run is still answered
@@ -187,14 +186,15 @@ class Settler:
             self._gate.charge(client_id, charge.cost)
             if not outcome.spooled:
                 await self._check_alerts(client_id, plan, charge.cost)
-        if outcome.spooled:
+        if outcome.spooled:  # the depth only grows here; the replay task reports it shrinking
             redis_failed(self._metrics, "record")
-        self._metrics.spool_depth.set(self._usage.spool_depth())
+            self._metrics.spool_depth.set(self._usage.spool_depth())
         label = self._count(result)
         if outcome.duplicate and outcome.stored is not None:
             if outcome.stored.body_hash != body_hash:
                 raise id_reused()
-            response = outcome.stored.response
+            # empty when this request's own first attempt landed (a generated ID keeps none)
+            response = outcome.stored.response or response
         return Executed(
             response,
             execution_id,

@@ -26,6 +26,8 @@ from service.schemas import EXECUTION_ID_RE, ExecuteRequest
 
 __all__ = ["RequestCheck", "plan_modules", "request_hash"]
 
+_LIMITS_KEPT = 1024
+
 
 def plan_modules(requested: list[str], plan: Plan) -> frozenset[str]:
     """The modules a run may load: ``requested``, each within the plan's ``allowed_modules``
@@ -66,6 +68,9 @@ class RequestCheck:
     def __init__(self, settings: Settings, plans: Plans) -> None:
         self._settings = settings
         self._plans = plans
+        # (plan name, timeout, memory, fuel, modules asked for) -> (plan, its Limits): equal
+        # requests share one Limits object, whose derived values the sandbox keeps per object
+        self._limits: dict[tuple[str, int, int, int, tuple[str, ...]], tuple[Plan, Limits]] = {}
 
     @staticmethod
     def execution_id(execution_id: str | None) -> None:
@@ -127,7 +132,11 @@ class RequestCheck:
                     field="maxCost",
                 )
             fuel = min(fuel, bought or fuel)
-        return Limits(
+        key = (plan.name, request.timeout, request.memoryLimit, fuel, tuple(request.allowedModules))
+        found = self._limits.get(key)
+        if found is not None and found[0] is plan:
+            return found[1]
+        limits = Limits(
             timeout_ms=request.timeout,
             memory_bytes=request.memoryLimit,
             fuel=fuel,
@@ -137,3 +146,7 @@ class RequestCheck:
             max_result_bytes=s.max_result_bytes,
             modules=plan_modules(request.allowedModules, plan),
         )
+        if len(self._limits) >= _LIMITS_KEPT:
+            self._limits.clear()
+        self._limits[key] = (plan, limits)
+        return limits

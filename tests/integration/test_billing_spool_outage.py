@@ -75,6 +75,9 @@ async def test_outage_mid_load_loses_nothing(
 
     try:
         await asyncio.gather(chaos(), *(worker(ids) for ids in plan))
+        # Records use their own held connections; a pooled one left idle through the restart
+        # is stale, and this client does not retry: start the reads below on fresh ones.
+        await client.connection_pool.disconnect()
         assert spooled > 0, "the outage did not hit any record"
         assert store.spool_depth() == spooled
         replayed = await store.replay_spool()
