@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
-from billing.money import EXACT
+from billing.money import pico_of_scaled
 from billing.plans import Plan
 from billing.pricing import Charge, price
 from billing.receipt_facts import ReceiptFacts
@@ -114,17 +114,18 @@ class UsageRecord:
 
 
 def increments_of(rec: UsageRecord) -> tuple[int, ...]:
-    """What the execution adds to each of :data:`~billing.totals.FIELDS` (cost: to_pico)."""
+    """What the execution adds to each of :data:`~billing.totals.FIELDS` (cost: to_pico),
+    from the charge's integers (no Decimal arithmetic)."""
     charge = rec.charge
     return (
         1,
         int(rec.error),
         rec.fuel,
-        int(charge.billed_cpu_ms.scaleb(6).to_integral_value()),
+        charge.billed_ns,
         round(rec.cpu_ms * 1000),
         round(rec.wall_ms * 1000),
         rec.peak_memory_bytes,
-        int(charge.cost.scaleb(12, EXACT).to_integral_value(ROUND_HALF_EVEN, EXACT)),
+        pico_of_scaled(charge.cost_num, charge.cost_scale),
         epoch_ms(rec.at),
     )
 

@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
 )
 
-from billing.money import parse_usd
+from billing.money import format_scaled, parse_usd
 from billing.pricing import Charge
 from sandbox import Result, modules
 
@@ -166,10 +166,9 @@ class ErrorEnvelope(BaseModel):
     error: ErrorDetail
 
 
-def _decimal_fragment(value: Decimal, places: int) -> orjson.Fragment:
-    quantum = Decimal(1).scaleb(-places)
-    text = format(value.quantize(quantum).normalize(), "f")
-    return orjson.Fragment(text)
+def _decimal_fragment(num: int, scale: int, places: int) -> orjson.Fragment:
+    """``num / 10**scale`` to ``places`` decimals (half-to-even), no trailing zeros."""
+    return orjson.Fragment(format_scaled(num, scale, places))
 
 
 def render_execution(
@@ -190,8 +189,8 @@ def render_execution(
         "cpuTime": round(result.cpu_ms, 3),
         "memoryUsage": result.peak_memory,
         "fuel": result.fuel,
-        "computeUnits": _decimal_fragment(charge.compute_units, 6),
-        "cost": _decimal_fragment(charge.cost, 10),
+        "computeUnits": _decimal_fragment(charge.units_num, charge.units_scale, 6),
+        "cost": _decimal_fragment(charge.cost_num, charge.cost_scale, 10),
     }
     if transpile_ms is not None:
         metrics["transpileTime"] = round(transpile_ms, 3)

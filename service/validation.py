@@ -33,6 +33,8 @@ def plan_modules(requested: list[str], plan: Plan) -> frozenset[str]:
     """The modules a run may load: ``requested``, each within the plan's ``allowed_modules``
     (``*`` in a plan: every module; ``*`` in a request: all the plan allows that the sandbox
     provides); a module outside the plan is a 400 naming ``allowedModules`` and the module."""
+    if not requested:
+        return frozenset()
     allowed = {modules.normalize(m) for m in plan.allowed_modules}
     named = {modules.normalize(m) for m in requested if m != modules.ALL}
     if modules.ALL in allowed:
