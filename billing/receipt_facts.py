@@ -87,9 +87,12 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReceiptFacts:
-    """Identity of one run (what, on which engine, with which limits and seed, at which prices)."""
+    """Identity of one run (what, on which engine, with which limits and seed, at which prices).
+
+    Treat it as read-only. Not a frozen dataclass: one is built per execution, and setting
+    21 fields through ``object.__setattr__`` cost ~5 us of the request."""
 
     code_sha256: bytes
     context_sha256: bytes

@@ -36,6 +36,8 @@ class Dispatcher:
         self._admission = admission
         self._metrics = metrics
         self._sliced: dict[Limits, Limits] = {}  # limits -> the same with the inline slice
+        self._inline_done = metrics.inline_runs.labels("done")
+        self._inline_moved = metrics.inline_runs.labels("moved")
 
     async def run(
         self,
@@ -65,9 +67,9 @@ class Dispatcher:
         first = sandbox.run(code, context_json, self._inline(limits, slice_fuel))
         error = first.error
         if error is None or error.type != "FuelExhaustedError" or limits.fuel <= slice_fuel:
-            self._metrics.inline_runs.labels("done").inc()
+            self._inline_done.inc()
             return first
-        self._metrics.inline_runs.labels("moved").inc()
+        self._inline_moved.inc()
         seed = first.random_seed
         return await self._admission.run(
             client_id,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -22,7 +22,7 @@ def _request_id(scope: Scope) -> str:
             text: str = value.decode("latin-1")
             if EXECUTION_ID_RE.fullmatch(text):  # same alphabet and length as execution IDs
                 return text
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 class RequestLogMiddleware:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from billing.alerts import Alerts
@@ -116,6 +117,7 @@ class Settler:
         self._metrics = metrics
         self._receipting = receipting
         self._alerts = alerts
+        self._by_outcome: dict[str, Counter] = {}
 
     async def _check_alerts(self, client_id: str, plan: Plan, cost: Decimal) -> None:
         """Budget alerts after a recorded charge: local arithmetic, rarely one Redis call."""
@@ -132,7 +134,10 @@ class Settler:
         """The run in the execution metrics; its outcome label."""
         m = self._metrics
         label = outcome_of(result)
-        m.executions.labels(label).inc()
+        counter = self._by_outcome.get(label)
+        if counter is None:  # one child per outcome label (a handful), looked up once
+            counter = self._by_outcome[label] = m.executions.labels(label)
+        counter.inc()
         m.execution_seconds.observe(result.wall_ms / 1000)
         m.execution_fuel.observe(result.fuel)
         if result.rebuilt:
