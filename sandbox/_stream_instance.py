@@ -11,8 +11,8 @@ ways, both confined to its own store so plain runs keep their exact cost and beh
   ends the run with an error, which the run then reports as ``StoppedError`` or
   ``TimeoutError``.
 
-The only private wasmtime call is the callback registration (``wasmtime._ffi``: the public
-API has no binding for it).
+The only private wasmtime call is the callback registration (``wasmtime._bindings``: the
+public API has no binding for it).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from sandbox import _ffi_calls, _stream, _stream_instance, modules, snapshot
+from sandbox import _exports, _stream, _stream_instance, modules, snapshot
 from sandbox._engine import Compiled, compile_module
 from sandbox._stream_instance import StreamingInstance
 from sandbox.errors import CodeTooLarge, EngineUnavailable, SandboxClosed
@@ -51,7 +51,7 @@ class Sandbox:
         _LIVE.add(self)
         self._compiled = compile_module(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR)
         try:
-            _ffi_calls.check_module(self._compiled.module)
+            _exports.check_module(self._compiled.module)
         except TypeError as exc:
             raise EngineUnavailable(str(exc)) from exc
         try:

@@ -28,103 +28,43 @@ import re
 import struct
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
-from sandbox import _engine, _ts_bindgen, _ts_package, _ts_sourcemap
+from sandbox import _engine, _ts_bindgen, _ts_package
 from sandbox._ts_loader import TypeScriptLoader
 from sandbox._ts_package import StripperUnavailable
+from sandbox._ts_result import (
+    FAILED,
+    HEAD,
+    STRIP_ONLY,
+    TAIL,
+    TRANSFORM,
+    StripLimits,
+    Stripped,
+    _thrown_error,
+    _trap_error,
+    _unwrap,
+)
 from sandbox.result import ExecError
 
 __all__ = ["StripLimits", "Stripped", "StripperUnavailable", "TypeScript", "TypeScriptLoader"]
 
 log = logging.getLogger(__name__)
 
-HEAD = "async function __(){"
-TAIL = "\n}"
-_HEAD_OUT = "async function __() {"  # how transform mode prints the wrapper
-STRIP_ONLY, TRANSFORM = "strip-only", "transform"
-SYNTAX = "SyntaxError"
-LIMIT = "TranspileLimitError"
-FAILED = "TranspileError"
 _TRANSFORM_OPTIONS = {"mode": TRANSFORM, "sourceMap": True}
 # Declarations strip-only mode always refuses: code with one goes to transform mode at once
 # (a false match, e.g. in a string, only costs the source positions, never correctness).
 _NEEDS_TRANSFORM = re.compile(r"(?:^|[;{}\s])(?:const\s+)?(?:enum|namespace)\s+[A-Za-z_$]")
-_OUT_OF_FUEL = "type stripping used up its fuel"
 _cpu_ns, _perf_ns = time.thread_time_ns, time.perf_counter_ns
-
-
-@dataclass(frozen=True, slots=True)
-class StripLimits:
-    """What one strip may use (the code itself is bounded by ``Limits.max_code_bytes``)."""
-
-    fuel: int = 4_000_000_000
-    memory_bytes: int = 256 * 1024 * 1024
-    timeout_ms: int = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class Stripped:
-    """The JavaScript to run (``code``), or why there is none (``error``), and the cost."""
-
-    code: str
-    error: ExecError | None
-    mode: str
-    fuel: int
-    wall_ms: float
-    cpu_ms: float
-    source_map: str | None = None  # transform mode: printed code -> TypeScript source
-
-    def map_positions(self, text: str) -> str:
-        """``text`` (e.g. a stack) with ``<code>:LINE:COLUMN`` of the code that ran moved
-        to the TypeScript source: unchanged in strip-only mode, where they already match."""
-        if self.source_map is None or "<code>:" not in text:
-            return text
-        try:
-            source_map = _ts_sourcemap.SourceMap(self.source_map)
-        except (ValueError, KeyError, IndexError, AttributeError):
-            return text
-        return _ts_sourcemap.remap(text, source_map, len(_HEAD_OUT), len(HEAD))
-
-    @property
-    def out_of_fuel(self) -> bool:
-        """Whether stripping stopped on its fuel (a retry with more fuel may succeed)."""
-        return self.error is not None and self.error.message == _OUT_OF_FUEL
 
 
 def _cache_file(cache_dir: Path) -> Path:
     version = importlib.metadata.version("wasmtime")
     key = f"{version}|{_ts_package.WASM_SHA256}|{_engine.CONFIG!r}"
     return cache_dir / f"swc-{hashlib.sha256(key.encode()).hexdigest()[:24]}.cwasm"
-
-
-def _syntax_error(error: dict[str, Any], code: str) -> ExecError:
-    """A SWC diagnostic as a ``SyntaxError`` at the line and column of the code."""
-    line = int(error.get("startLine", 1) or 1)
-    column = int(error.get("startColumn", 0) or 0) + 1
-    if line == 1:
-        column = max(1, column - len(HEAD))
-    message = str(error.get("message", "invalid syntax"))
-    lines = code.split("\n")
-    if 0 < line <= len(lines) and lines[line - 1][column - 1 : column] == "@":
-        message = f"decorators are not supported (QuickJS has none): {message}"
-    return ExecError(SYNTAX, message, f"    at <code>:{line}:{column}")
-
-
-def _unwrap(code: str, mode: str) -> str | None:
-    """The function body of the stripped wrapper, or ``None`` if it is not one."""
-    if mode == STRIP_ONLY:
-        if code.startswith(HEAD) and code.endswith(TAIL):
-            return code[len(HEAD) : len(code) - len(TAIL)]
-        return None
-    body = code.rstrip()
-    if body.startswith(_HEAD_OUT) and body.endswith("}"):
-        return body[len(_HEAD_OUT) : -1]
-    return None
 
 
 class TypeScript:
@@ -256,29 +196,6 @@ class TypeScript:
             break
         wall, cpu = (_perf_ns() - wall0) / 1e6, (_cpu_ns() - cpu0) / 1e6
         return Stripped(body, error, mode, fuel, wall, cpu, source_map)
-
-
-def _trap_error(exc: wasmtime.Trap | wasmtime.WasmtimeError) -> ExecError:
-    """A trap while stripping: a limit (fuel, time, memory, nesting depth)."""
-    code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
-    if code == wasmtime.TrapCode.OUT_OF_FUEL:
-        return ExecError(LIMIT, _OUT_OF_FUEL, "")
-    if code == wasmtime.TrapCode.INTERRUPT:
-        return ExecError(LIMIT, "type stripping timed out", "")
-    name = code.name if code is not None else "error"
-    return ExecError(
-        LIMIT,
-        f"the type stripper stopped ({name}): the code is too deeply nested or too large",
-        "",
-    )
-
-
-def _thrown_error(value: object, code: str) -> ExecError:
-    if isinstance(value, dict) and value.get("code") in ("InvalidSyntax", "UnsupportedSyntax"):
-        return _syntax_error(value, code)
-    if isinstance(value, _ts_bindgen.JsError):
-        return ExecError(FAILED, f"the type stripper failed: {value.message}", "")
-    return ExecError(FAILED, "the type stripper failed", "")
 
 
 def main(argv: list[str] | None = None) -> int:

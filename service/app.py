@@ -34,7 +34,7 @@ from service.jobs.store import JobStore
 from service.metrics import Metrics
 from service.middleware import RequestLogMiddleware
 from service.receipting import Receipting, engine_build, load_signing_key
-from service.routes import billing, execute, executions, health, receipts, usage
+from service.routes import batches, billing, execute, executions, health, receipts, usage
 
 __all__ = ["StartupError", "create_app", "open_services"]
 
@@ -183,6 +183,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     for router in (execute.router, usage.router, billing.router, health.router, receipts.router):
         app.include_router(router)
     app.include_router(executions.router)
+    app.include_router(batches.router)
     if settings.bench_endpoints:
         bench_router = APIRouter()
         execute.add_bench_routes(bench_router)
