@@ -35,3 +35,28 @@ async def test_production_without_keys_refuses_to_start(
     app = create_app(production(redis_server, var_dir, module_cache))
     async with app.router.lifespan_context(app):
         assert app.state.services.settings.environment == "production"
+
+
+@pytest.mark.parametrize("threshold", [12_345, 0])
+def test_gc_threshold_is_applied_once_started(
+    redis_server: str, var_dir: Path, module_cache: Path, threshold: int
+) -> None:
+    """``CODEXEC_GC_THRESHOLD`` sets the youngest generation's threshold after start-up;
+    ``0`` leaves whatever the process had."""
+    import gc
+
+    from tests.integration.conftest import make_settings, start_server, stop_server
+
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    try:
+        settings = make_settings(
+            redis_server, var_dir, module_cache_dir=module_cache, gc_threshold=threshold
+        )
+        live = start_server(settings)
+        try:
+            assert gc.get_threshold() == ((threshold or 700), *before[1:])
+        finally:
+            stop_server(live)
+    finally:
+        gc.set_threshold(*before)

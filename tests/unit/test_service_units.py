@@ -150,3 +150,29 @@ def test_context_limit_counts_utf8_bytes_on_every_path() -> None:
     with pytest.raises(BadRequest) as refused:  # 20 characters, 32 bytes
         check.context_json(wide)
     assert refused.value.field == "context"
+
+
+def test_equal_requests_share_one_limits_object_per_plan() -> None:
+    """The sandbox derives its per-run set-up once per ``Limits`` object, so equal requests
+    get the same one; different limits, or a reloaded plan, get their own."""
+    from billing.plans import Plan, Plans
+    from sandbox import Limits
+    from service.validation import RequestCheck
+
+    plans = Plans.load()
+    check = RequestCheck(Settings(), plans)
+    plan = plans.get(plans.default_name)
+
+    def limits(body: dict[str, object], p: Plan = plan) -> Limits:
+        return check.limits(ExecuteRequest.model_validate(body), p)
+
+    first = limits({"code": "1", "timeout": 1000})
+    assert limits({"code": "2", "timeout": 1000}) is first
+    other = limits({"code": "1", "timeout": 2000})
+    assert other is not first
+    assert other.timeout_ms == 2000
+    assert limits({"code": "1", "timeout": 1000, "allowedModules": ["path"]}) is not first
+    reloaded = Plans.load()
+    again = limits({"code": "1", "timeout": 1000}, reloaded.get(reloaded.default_name))
+    assert again is not first
+    assert again == first
