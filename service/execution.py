@@ -44,6 +44,8 @@ from service.validation import RequestCheck, request_hash
 
 __all__ = ["Executed", "ExecutionService"]
 
+_MAX_COSTS_KEPT = 1024
+
 
 class ExecutionService:
     """Runs requests for authenticated callers."""
@@ -68,6 +70,7 @@ class ExecutionService:
         self._metrics = metrics
         self.receipting = receipting
         self._check = RequestCheck(settings, plans)
+        self._max_costs: dict[Limits, tuple[Plan, Decimal]] = {}
         self._transpiler = Transpiler(settings, sandbox, admission)
         self._dispatcher = Dispatcher(settings, sandbox, admission, metrics)
         self._settler = Settler(
@@ -162,11 +165,21 @@ class ExecutionService:
         }
         return Executed(stored.response, execution_id, client_id, headers=replay)
 
+    def _max_cost(self, plan: Plan, limits: Limits) -> Decimal:
+        """The price of a run's fuel cap and memory limit under ``plan`` (equal requests share
+        one ``Limits`` object, so this is computed once per plan and limits)."""
+        found = self._max_costs.get(limits)
+        if found is None or found[0] is not plan:
+            if len(self._max_costs) >= _MAX_COSTS_KEPT:
+                self._max_costs.clear()
+            cost = price(plan, limits.fuel, limits.memory_bytes).cost
+            found = self._max_costs[limits] = (plan, cost)
+        return found[1]
+
     async def _admit(self, client_id: str, plan: Plan, limits: Limits) -> Reservation | None:
         """Rate limit and budget: reserve the most this run can cost (its fuel cap and memory
         limit priced by the plan) for as long as it can last."""
-        hard = self._gate.hard_caps
-        max_cost = price(plan, limits.fuel, limits.memory_bytes).cost if hard else Decimal(0)
+        max_cost = self._max_cost(plan, limits) if self._gate.hard_caps else Decimal(0)
         try:  # the Gate bounds its own round trips by redis_budget_s (usually none)
             return await self._gate.admit(
                 client_id, plan, max_cost=max_cost, hold_s=limits.timeout_ms / 1000
