@@ -47,13 +47,16 @@ __all__ = [
     "tariff",
 ]
 
-FUEL_PER_CPU_MS: int = 13_500_000
+FUEL_PER_CPU_MS: int = 15_625_000
 """Wasm fuel that counts as one millisecond of billed CPU. Calibrated on the reference
-machine (2 vCPU, see docs/performance.md) with the interpreter-bound loop
-``let s=0; for(let i=0;i<1e6;i++) s+=i; return s;``: 900,424,214 fuel in 66.9 ms of thread
-CPU, 13.5 M fuel per ms (recursion measured 12.8 M, string and JSON work 6-8 M: those are
-billed for less CPU than they took, never more). It is the only knob between fuel and money,
-and no plan overrides it."""
+machine (2 vCPU, see docs/performance.md) with the engine's unrolled dispatch loop: the
+fastest workload of ``make bench``'s calibration, ``fib(24)``, burns 15.56 M fuel per ms of
+thread CPU (the interpreter-bound loop ``let s=0; for(let i=0;i<1e6;i++) s+=i; return s;``
+14.3 M, string and JSON work 6-9 M), so every one of them is billed for no more CPU than it
+took. 15,625,000 = 10**6 x 125 / 8: one fuel is exactly 0.064 ns, so billed time is an exact
+decimal and never a tie to round. Before the unrolled loop it was 13,500,000 (receipts
+record the value they were billed with). It is the only knob between fuel and money, and no
+plan overrides it."""
 
 BYTES_PER_MB = 1 << 20
 """A "MB" of peak memory, as the existing client counts it (``bytes / 1024 / 1024``)."""
@@ -255,8 +258,8 @@ def price(plan: Plan, fuel: int, peak_memory_bytes: int) -> Charge:
     t = _TARIFFS.get(id(plan)) or tariff(plan)
     if not (t.fits and 0 <= fuel < _MAX_FUEL and 0 <= peak_memory_bytes < _MAX_BYTES):
         return price_decimal(plan, fuel, peak_memory_bytes)
-    # fuel / FUEL_PER_CPU_MS in ns, half-to-even (the reference's 60-digit quotient is far
-    # from any half: with 13.5 M fuel per ms the fraction is k/27, never 1/2)
+    # fuel / FUEL_PER_CPU_MS in ns, half-to-even (with 15.625 M fuel per ms a fuel is exactly
+    # 0.064 ns: the reference's quotient is exact and never a tie)
     ns, rest = divmod(fuel * 1_000_000, FUEL_PER_CPU_MS)
     twice = rest * 2
     if twice > FUEL_PER_CPU_MS or (twice == FUEL_PER_CPU_MS and ns & 1):
