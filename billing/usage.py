@@ -80,6 +80,8 @@ class UsageStore:
     """Records executions in Redis (standalone or cluster), spooling while Redis is down.
 
     Up to ``max_in_flight`` record round trips at once; more calls are queued and pipelined.
+    With a standalone client, that many of its pooled connections are held for the records
+    (:mod:`billing.lanes`): give the pool room for them and the store's other commands.
     """
 
     def __init__(
