@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     tick_ms: int = Field(10, ge=1, le=1000)
     fuel_headroom: float = Field(2.0, ge=1.0)
     inline_fuel: int = Field(5_000_000, ge=0)
-    gc_threshold: int = Field(50_000, ge=0)
+    gc_threshold: int = Field(5_000, ge=0)
 
     idempotency_ttl_s: int = Field(86400, ge=60)
     redis_budget_s: float = Field(1.0, gt=0)
