@@ -29,6 +29,7 @@ from sandbox._wasm import (
     SEC_IMPORT,
     SEC_TYPE,
     PatchError,
+    body_locals,
     enc,
     imported_funcs,
     name,
@@ -84,14 +85,10 @@ def _param_counts(types: bytes, funcs: bytes, n_funcs: int) -> list[int]:
 
 def _patch_body(body: bytes, n_params: int, low: bytes, slow_call: bytes) -> bytes:
     """Return ``body`` with an inline stack check before each ``global.set 0``."""
-    n_groups, i = uleb(body, 0)
-    n_locals = n_params
-    for _ in range(n_groups):
-        count, i = uleb(body, i)
-        n_locals += count
-        i += 1
-    locals_end = i
-    t = enc(n_locals)  # the scratch local this patch appends
+    n_groups = uleb(body, 0)[0]
+    declared, locals_end = body_locals(body)
+    i = locals_end
+    t = enc(n_params + declared)  # the scratch local this patch appends
     check = (
         b"\x22"
         + t

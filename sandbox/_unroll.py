@@ -35,13 +35,13 @@ from sandbox._wasm import (
     SEC_CUSTOM,
     SEC_IMPORT,
     PatchError,
+    body_locals,
     enc,
     function_names,
     imported_funcs,
     name,
     sections,
     skip_immediates,
-    skip_leb,
     uleb,
 )
 
@@ -53,33 +53,23 @@ _MIN_BRANCHES = 100  # what makes a loop the dispatch loop: most branches back t
 _EMPTY = 0x40  # block type of a loop without parameters or results
 
 
-def _body_start(body: bytes) -> int:
-    """Offset of the first instruction of a function body (after its locals)."""
-    groups, i = uleb(body, 0)
-    for _ in range(groups):
-        i = skip_leb(body, i) + 1
-    return i
-
-
 def _dispatch_loop(body: bytes) -> tuple[int, int, int]:
     """(offset of the ``loop`` opcode, offset of its first body instruction, offset of its
-    ``end``) of the loop most branches go back to."""
-    stack: list[tuple[int, int, int]] = []  # (opcode, at, body start)
-    loops: dict[int, list[int]] = {}  # at -> [branches to it, body start, end]
-    i, end = _body_start(body), len(body)
+    ``end``) of the loop without parameters or results that most branches go back to."""
+    stack: list[int] = []  # offsets of the open block, loop and if instructions
+    loops: dict[int, list[int]] = {}  # such a loop's offset -> [branches to it, body start, end]
+    i, end = body_locals(body)[1], len(body)
     while i < end:
         op, at = body[i], i
         i += 1
         if op in (0x02, 0x03, 0x04):
             i = skip_immediates(body, op, i)
-            stack.append((op, at, i))
-            if op == 0x03:
-                loops[at] = [0, i, -1] if body[at + 1] == _EMPTY else [-(10**9), i, -1]
+            stack.append(at)
+            if op == 0x03 and body[at + 1] == _EMPTY:
+                loops[at] = [0, i, -1]
         elif op == 0x0B:
-            if stack:
-                kind, start, _ = stack.pop()
-                if kind == 0x03:
-                    loops[start][2] = at
+            if stack and (start := stack.pop()) in loops:
+                loops[start][2] = at
         elif op in (0x0C, 0x0D, 0x0E):
             targets = []
             if op == 0x0E:
@@ -91,15 +81,15 @@ def _dispatch_loop(body: bytes) -> tuple[int, int, int]:
                 depth, i = uleb(body, i)
                 targets.append(depth)
             for depth in targets:
-                kind, start, _ = stack[len(stack) - 1 - depth]
-                if kind == 0x03:
-                    loops[start][0] += 1
+                target = stack[len(stack) - 1 - depth]
+                if target in loops:
+                    loops[target][0] += 1
         else:
             i = skip_immediates(body, op, i)
     if i != end or stack:
         raise PatchError("function body is not well nested")
     if not loops:
-        raise PatchError(f"{FUNCTION} has no loop")
+        raise PatchError(f"{FUNCTION} has no loop without parameters or results")
     at, (branches, start, stop) = max(loops.items(), key=lambda item: item[1][0])
     if branches < _MIN_BRANCHES:
         raise PatchError(f"{FUNCTION}'s busiest empty-typed loop has {branches} branches")

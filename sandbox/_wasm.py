@@ -20,6 +20,7 @@ __all__ = [
     "SEC_IMPORT",
     "SEC_TYPE",
     "PatchError",
+    "body_locals",
     "enc",
     "function_names",
     "imported_funcs",
@@ -139,6 +140,17 @@ def function_names(custom: bytes) -> dict[str, int]:
                 j += n
         i = end
     return out
+
+
+def body_locals(body: bytes) -> tuple[int, int]:
+    """(how many locals a function body declares, offset of its first instruction)."""
+    groups, i = uleb(body, 0)
+    declared = 0
+    for _ in range(groups):
+        count, i = uleb(body, i)
+        declared += count
+        i += 1  # the group's value type
+    return declared, i
 
 
 def skip_immediates(body: bytes, op: int, i: int) -> int:
