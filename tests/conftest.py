@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: a real Redis server, never a fake one."""
+"""Fixtures shared by every test package: a real Redis server (never a fake one), the compiled
+module cache, a real sandbox and TypeScript stripper."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from billing.embedded import EmbeddedRedis
+from sandbox import Sandbox
+from sandbox.runner import DEFAULT_CACHE_DIR
+from sandbox.typescript import TypeScript
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +53,18 @@ def var_dir(tmp_path: Path) -> Path:
     d = tmp_path / "var"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="module")
+def sb(module_cache: Path) -> Iterator[Sandbox]:
+    """A real sandbox for the tests of one module (the session's compiled-module cache)."""
+    with Sandbox(module_cache) as box:
+        yield box
+
+
+@pytest.fixture(scope="module")
+def ts(sb: Sandbox, module_cache: Path) -> TypeScript:
+    """The real TypeScript stripper on ``sb``'s engine (fetched once if it is missing)."""
+    return TypeScript(
+        sb.compiled.engine, module_cache, package_dirs=(DEFAULT_CACHE_DIR,), fetch=True
+    )

@@ -10,34 +10,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox import Limits, Sandbox
-from sandbox.runner import DEFAULT_CACHE_DIR
 from sandbox.typescript import StripLimits, Stripped, TypeScript
 
 MAX_CODE = 64 * 1024
 HANG_GUARD_S = 20.0
 LIMITS = Limits(timeout_ms=1000, memory_bytes=32 * 1024 * 1024, fuel=2_000_000_000)
 HEALTHY = "const x: number = 10; const y: number = 20; return x + y;"
-
-
-@pytest.fixture(scope="module")
-def sb(module_cache: Path) -> Iterator[Sandbox]:
-    with Sandbox(module_cache) as box:
-        yield box
-
-
-@pytest.fixture(scope="module")
-def ts(sb: Sandbox, module_cache: Path) -> TypeScript:
-    return TypeScript(
-        sb.compiled.engine, module_cache, package_dirs=(DEFAULT_CACHE_DIR,), fetch=True
-    )
 
 
 def strip_guarded(ts: TypeScript, code: str, limits: StripLimits | None = None) -> Stripped:

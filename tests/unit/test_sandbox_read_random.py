@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from sandbox import Limits, Sandbox
 
 LIMITS = Limits(timeout_ms=3000, fuel=5_000_000_000, modules=frozenset({"*"}))
-
-
-@pytest.fixture(scope="module")
-def sb(module_cache: Path) -> Iterator[Sandbox]:
-    with Sandbox(module_cache) as box:
-        yield box
 
 
 @pytest.mark.parametrize(

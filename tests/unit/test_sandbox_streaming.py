@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from sandbox import Limits, Sandbox
 from sandbox._stream_instance import STOPPED
-
-
-@pytest.fixture(scope="module")
-def sb(module_cache: Path) -> Iterator[Sandbox]:
-    with Sandbox(module_cache) as box:
-        yield box
-
 
 CODES = [
     "console.log('a'); return 1;",

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sandbox import Limits, Sandbox, _ts_bindgen, _ts_package
-from sandbox.runner import DEFAULT_CACHE_DIR
+from sandbox._ts_result import STRIP_ONLY, TRANSFORM
 from sandbox.typescript import (
-    STRIP_ONLY,
-    TRANSFORM,
     StripLimits,
     StripperUnavailable,
     TypeScript,
@@ -20,19 +17,6 @@ from sandbox.typescript import (
 )
 
 LIMITS = Limits(timeout_ms=1000, memory_bytes=32 * 1024 * 1024, fuel=2_000_000_000)
-
-
-@pytest.fixture(scope="module")
-def sb(tmp_path_factory: pytest.TempPathFactory, module_cache: Path) -> Iterator[Sandbox]:
-    with Sandbox(module_cache) as box:
-        yield box
-
-
-@pytest.fixture(scope="module")
-def ts(sb: Sandbox, module_cache: Path) -> TypeScript:
-    return TypeScript(
-        sb.compiled.engine, module_cache, package_dirs=(DEFAULT_CACHE_DIR,), fetch=True
-    )
 
 
 def run_ts(sb: Sandbox, ts: TypeScript, code: str) -> object:
