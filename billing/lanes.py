@@ -9,7 +9,8 @@ parser (hiredis when installed), so errors arrive as the usual exception classes
 (``NoScriptError`` ...), each returned in its command's place.
 
 A lane whose round trip fails or is cancelled is disconnected (its stream may hold half a
-reply) and connects again on its next use. A connection error is retried once on the
+reply: redis-py's ``Connection`` drops itself on any error or cancellation while writing or
+reading) and connects again on its next use. A connection error is retried once on the
 reconnected lane, as the client's own ``Retry`` would: the scripts sent through lanes must
 therefore be safe to run twice (``lua/record.lua`` is: its execution-ID claim makes a
 second run a no-op that returns the first answer).
@@ -86,19 +87,17 @@ class Lanes:
             self._idle.append(lane)
 
     async def _exchange(self, lane: AbstractConnection, packed: bytes, replies: int) -> list[Any]:
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                await lane.send_packed_command(packed, check_health=False)
-                out: list[Any] = []
-                for _ in range(replies):
-                    try:
-                        out.append(await lane.read_response())
-                    except ResponseError as exc:
-                        out.append(exc)
-                return out
-        except BaseException:
-            await lane.disconnect(nowait=True)
-            raise
+        # redis-py's send_packed_command and read_response disconnect the connection themselves
+        # on any other exception, cancellation included (tested end to end here)
+        async with asyncio.timeout(self.timeout_s):
+            await lane.send_packed_command(packed, check_health=False)
+            out: list[Any] = []
+            for _ in range(replies):
+                try:
+                    out.append(await lane.read_response())
+                except ResponseError as exc:
+                    out.append(exc)
+            return out
 
     async def aclose(self) -> None:
         """Give the held connections back to the client's pool."""
