@@ -91,7 +91,7 @@ class UsageStore:
         *,
         idempotency_ttl_s: int = 86_400,
         ledger_maxlen: int = 0,
-        max_in_flight: int = 2,
+        max_in_flight: int = 1,
     ) -> None:
         if not 0 < idempotency_ttl_s < 1 << 32 or not 0 <= ledger_maxlen < 1 << 32:
             raise ValueError("idempotency_ttl_s and ledger_maxlen must fit in 32 bits")
