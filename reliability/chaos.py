@@ -307,8 +307,14 @@ def disk_full(tmp: Path) -> Outcome:
         spool = service.var_dir / "spool"
         load = Load(service.url, tokens, retries=1)
         clients = sorted(tokens)
-        # warm the auth cache of both workers while Redis is up
-        load.run(6, tag="warm-")
+        # Warm the auth cache of both workers while Redis is up: with Redis down, a worker
+        # that never saw a key answers 503, and the phases below send each client's requests
+        # over one kept-alive connection, so to one worker. Each warm-up request opens its own
+        # connection and the kernel picks the worker (SO_REUSEPORT): with 20 per client, the
+        # chance that a client's later connection lands on a worker that never saw its key is
+        # 2**-20 (with 3 per client it was 1/8, and this scenario failed now and then with
+        # all 5 of one client's 10 requests refused).
+        load.run(40, tag="warm-")
         redis_server.kill()
         filler = spool / "filler"
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
