@@ -86,6 +86,28 @@ _cpu_ns = time.thread_time_ns
 _TRAPS = (wasmtime.Trap, wasmtime.WasmtimeError)
 
 
+def _recoverable(trap: wasmtime.Trap | wasmtime.WasmtimeError, guard: bool) -> bool:
+    """Whether an instance that trapped this way is restored in place rather than rebuilt.
+
+    A run stopped by its fuel, its deadline, wasmtime's stack limit or the stack guard
+    trapped where a limit was checked, not because of a fault. The instance's whole state is
+    its linear memory (restored by ``_reset``, the stack part from the lowest stack pointer the
+    guard saw), the stack pointer and the guard's flags (set back by the caller): the module
+    sets no other global and changes no table (``tests/unit/test_sandbox_state_audit.py``).
+    Any other trap is an engine fault, and that instance is discarded."""
+    if not isinstance(trap, wasmtime.Trap):
+        return False
+    code = trap.trap_code
+    return code in _LIMIT_TRAPS or (guard and code == wasmtime.TrapCode.UNREACHABLE)
+
+
+_LIMIT_TRAPS = (
+    wasmtime.TrapCode.OUT_OF_FUEL,
+    wasmtime.TrapCode.INTERRUPT,
+    wasmtime.TrapCode.STACK_OVERFLOW,
+)
+
+
 class Instance:
     """A guest whose memory equals the template image between runs."""
 
@@ -328,11 +350,17 @@ class Instance:
             packed, trap = None, wasmtime.WasmtimeError("linear memory moved")
         guard = trap is not None and bool(self.guest.get_global(_stackguard.EXPORT_OVERFLOW))
         if trap is not None and not moved:
+            low = self._get_low() & 0xFFFFFFFF  # the postmortem re-arms the watermark
             packed = self._postmortem(2)
+            self._set_low(min(low, self._get_low() & 0xFFFFFFFF))
+            discard = not _recoverable(trap, guard) or self._data_size() != self.template.size
         cpu_ms, wall_ms, clock = (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6, self._clock.value != 0
         rand = self._random.value != 0
         measured = Measured(fuel, cpu_ms, wall_ms, memory, seed, discard, clock, rand)
         result = build_result(Outcome(packed, trap), guard, lim, measured, len(_PREFIX))
         if not discard:
+            if trap is not None:
+                self.guest.set_global(_stackguard.EXPORT_SP, self.template.stack_top)
+                self.guest.set_global(_stackguard.EXPORT_OVERFLOW, 0)
             self._reset()
         return result, discard

@@ -1,4 +1,5 @@
-"""Instances for concurrent runs: one per running thread, reused LIFO, rebuilt after traps.
+"""Instances for concurrent runs: one per running thread, reused LIFO, rebuilt when a run
+left one unusable (its memory grew, or an engine fault).
 
 A store must not be used by two threads at once, so each run checks an instance out. Idle
 instances stay warm on a stack; when none is idle a new one is built from the template image

@@ -5,7 +5,8 @@ Classification rules (documented for the service and billing):
 * traps, by ``Trap.trap_code``: ``INTERRUPT`` -> ``TimeoutError``; ``OUT_OF_FUEL`` ->
   ``FuelExhaustedError``; the stack guard's ``UNREACHABLE`` (its overflow flag set) and wasm
   ``STACK_OVERFLOW`` -> ``RangeError: Maximum call stack size exceeded``; anything else ->
-  ``InternalError`` (an engine fault; the instance is discarded like after every trap);
+  ``InternalError`` (an engine fault: that instance is discarded, while after the traps above it
+  is restored in place);
 * ``console`` output over ``max_output_lines``/``max_output_bytes`` -> ``OutputLimitError``
   (the lines up to the cap are kept), even if the code caught the error and went on;
 * a thrown ``InternalError: out of memory`` (QuickJS only raises it when ``malloc`` fails,

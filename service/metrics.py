@@ -99,7 +99,7 @@ class Metrics:
         )
         self.sandbox_rebuilds = Counter(
             "codexec_sandbox_rebuilds_total",
-            "Sandbox instances discarded and rebuilt (after a trap or memory growth).",
+            "Sandbox instances discarded and rebuilt (after memory growth or an engine fault).",
             registry=r,
         )
         self.inline_runs = Counter(

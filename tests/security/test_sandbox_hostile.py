@@ -61,7 +61,6 @@ def test_endless_code_times_out_on_time(sb: Sandbox, code: str) -> None:
     assert res.error.type in ("TimeoutError", "MemoryLimitError"), res
     if res.error.type == "TimeoutError":
         assert 190 <= res.wall_ms <= 600, res.wall_ms
-        assert res.rebuilt
     assert_healthy(sb)
 
 

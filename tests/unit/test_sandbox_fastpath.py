@@ -133,13 +133,18 @@ def test_finish_is_not_reachable_or_confused_by_code(sb: Sandbox) -> None:
 
 
 def _instance_memory_is_image(sb: Sandbox) -> None:
-    instance: Instance = sb._pool.acquire()
-    try:
-        guest, template = instance.guest, instance.template
-        assert guest.read(0, template.size) == template.image
-        assert guest.get_global("codexec_stack_low") & 0xFFFFFFFF == template.stack_top
-    finally:
-        sb._pool.release(instance, False)
+    """The last-used instance of each pool (plain and full snapshot) is its image again, with
+    the stack pointer and the stack guard's globals re-armed."""
+    for pool in (sb._plain_pool, sb._pool):
+        instance: Instance = pool.acquire()
+        try:
+            guest, template = instance.guest, instance.template
+            assert guest.read(0, template.size) == template.image
+            assert guest.get_global("codexec_sp") & 0xFFFFFFFF == template.stack_top
+            assert guest.get_global("codexec_stack_low") & 0xFFFFFFFF == template.stack_top
+            assert guest.get_global("codexec_stack_overflow") == 0
+        finally:
+            pool.release(instance, False)
 
 
 @pytest.mark.parametrize(
@@ -159,6 +164,41 @@ def test_memory_equals_the_image_after_each_run(sb: Sandbox, code: str, context:
     res = sb.run(code, context, LIMITS)
     assert not res.rebuilt
     _instance_memory_is_image(sb)
+
+
+DEEP = "function f(n) { return n ? f(n - 1) + 1 : 0 }"
+
+
+@pytest.mark.parametrize(
+    ("code", "limits", "error"),
+    [
+        ("let s = 0; for (;;) s++", Limits(timeout_ms=1000, fuel=3_000_000), "FuelExhaustedError"),
+        (  # the trap comes deep in the stack: its frames must be copied back too
+            DEEP + " for (;;) f(400)",
+            Limits(timeout_ms=1000, fuel=20_000_000),
+            "FuelExhaustedError",
+        ),
+        ("console.log('x'); for (;;) {}", Limits(timeout_ms=50, fuel=10**12), "TimeoutError"),
+        ("function g() { return g() + 1 } return g()", LIMITS, "RangeError"),
+        (  # the full snapshot (it mentions a Worker global)
+            "const e = new TextEncoder(); for (;;) e.encode('x')",
+            Limits(timeout_ms=1000, fuel=5_000_000),
+            "FuelExhaustedError",
+        ),
+    ],
+)
+def test_trapped_instance_is_restored_in_place(
+    sb: Sandbox, code: str, limits: Limits, error: str | None
+) -> None:
+    """A run stopped by its fuel, its deadline or the stack guard leaves its instance in the
+    pool, byte for byte its image again (no rebuild), and the next run sees nothing of it."""
+    res = sb.run("globalThis.leak = 1; " + code, "{}", limits)
+    assert res.error is not None
+    assert error is None or res.error.type == error, res.error
+    assert not res.rebuilt
+    _instance_memory_is_image(sb)
+    assert sb.run("return [typeof leak, 6 * 7]", "{}", LIMITS).result_json == '["undefined",42]'
+    assert sb.run(DEEP + " return f(400)", "{}", LIMITS).result_json == "400"
 
 
 def test_code_larger_than_the_source_buffer(sb: Sandbox) -> None:
@@ -189,3 +229,23 @@ def test_limits_change_between_runs(sb: Sandbox) -> None:
     ok = sb.run("console.log(1); console.log(2); return 1", limits=LIMITS)
     assert ok.ok
     assert ok.output == ("1", "2")
+
+
+def test_stack_pointer_is_rearmed_even_if_the_postmortem_trapped(
+    sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The postmortem (reading the output of a trapped run) can itself run out of its fuel,
+    leaving the stack pointer wherever it stopped (and the guard's flag, had the guard
+    tripped): the restored instance must keep neither."""
+
+    def trapped_postmortem(self: Instance, timeout_ticks: int) -> None:
+        self.guest.set_global("codexec_sp", self.template.stack_top - 4096)
+        self.guest.set_global("codexec_stack_overflow", 1)
+
+    monkeypatch.setattr(Instance, "_postmortem", trapped_postmortem)
+    res = sb.run("for (;;) {}", "{}", Limits(timeout_ms=1000, fuel=3_000_000))
+    assert res.error is not None
+    assert res.error.type == "FuelExhaustedError"
+    assert not res.rebuilt
+    monkeypatch.undo()
+    _instance_memory_is_image(sb)
