@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import quickjs
@@ -197,9 +198,9 @@ def run(quick: bool = False) -> None:
             "   (rounds alternate the systems; ratio spread = per-round ratio p10/p50/p90)"
         )
         for label, code, rounds, (n_ours, n_fresh, n_native) in cases:
-            fns = {
+            fns: dict[str, Callable[[], object]] = {
                 "native": _native(code),
-                "ours": lambda c=code: sb.run(c, limits=LIMITS),
+                "ours": partial(sb.run, code, limits=LIMITS),
                 "fresh": _fresh(sb, code),
             }
             per_round = {"native": n_native, "ours": n_ours, "fresh": n_fresh}

@@ -34,8 +34,9 @@ from pathlib import Path
 import quickjs
 
 from sandbox import Limits, Sandbox
+from sandbox._ts_result import HEAD, STRIP_ONLY, TAIL, TRANSFORM
 from sandbox.runner import DEFAULT_CACHE_DIR
-from sandbox.typescript import HEAD, STRIP_ONLY, TAIL, TRANSFORM, TypeScript
+from sandbox.typescript import TypeScript
 
 TS = """interface User { id: number; name: string; email?: string; tags: readonly string[] }
 type Result<T, E = Error> = { ok: true; value: T } | { ok: false; error: E };
