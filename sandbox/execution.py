@@ -54,7 +54,7 @@ from sandbox._prelude import (
 )
 from sandbox.errors import InvalidContext
 from sandbox.limits import Limits
-from sandbox.result import Result
+from sandbox.result import Result, restorable_after
 from sandbox.snapshot import Template, arm_stack
 
 POSTMORTEM_FUEL = 200_000_000
@@ -84,28 +84,6 @@ _string_at = ctypes.string_at
 _perf_ns = time.perf_counter_ns
 _cpu_ns = time.thread_time_ns
 _TRAPS = (wasmtime.Trap, wasmtime.WasmtimeError)
-
-
-def _recoverable(trap: wasmtime.Trap | wasmtime.WasmtimeError, guard: bool) -> bool:
-    """Whether an instance that trapped this way is restored in place rather than rebuilt.
-
-    A run stopped by its fuel, its deadline, wasmtime's stack limit or the stack guard
-    trapped where a limit was checked, not because of a fault. The instance's whole state is
-    its linear memory (restored by ``_reset``, the stack part from the lowest stack pointer the
-    guard saw), the stack pointer and the guard's flags (set back by the caller): the module
-    sets no other global and changes no table (``tests/unit/test_sandbox_state_audit.py``).
-    Any other trap is an engine fault, and that instance is discarded."""
-    if not isinstance(trap, wasmtime.Trap):
-        return False
-    code = trap.trap_code
-    return code in _LIMIT_TRAPS or (guard and code == wasmtime.TrapCode.UNREACHABLE)
-
-
-_LIMIT_TRAPS = (
-    wasmtime.TrapCode.OUT_OF_FUEL,
-    wasmtime.TrapCode.INTERRUPT,
-    wasmtime.TrapCode.STACK_OVERFLOW,
-)
 
 
 class Instance:
@@ -353,7 +331,7 @@ class Instance:
             low = self._get_low() & 0xFFFFFFFF  # the postmortem re-arms the watermark
             packed = self._postmortem(2)
             self._set_low(min(low, self._get_low() & 0xFFFFFFFF))
-            discard = not _recoverable(trap, guard) or self._data_size() != self.template.size
+            discard = not restorable_after(trap, guard) or self._data_size() != self.template.size
         cpu_ms, wall_ms, clock = (cpu1 - cpu0) / 1e6, (wall1 - wall0) / 1e6, self._clock.value != 0
         rand = self._random.value != 0
         measured = Measured(fuel, cpu_ms, wall_ms, memory, seed, discard, clock, rand)

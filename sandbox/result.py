@@ -100,3 +100,25 @@ def js_error(
     if thrown_null and memory >= memory_cap - memory_cap // 8:
         return ExecError(limits.MEMORY, "memory limit exceeded", "")
     return ExecError(name, message, stack)
+
+
+def restorable_after(trap: wasmtime.Trap | wasmtime.WasmtimeError, guard: bool) -> bool:
+    """Whether an instance that trapped this way is restored in place rather than rebuilt.
+
+    A run stopped by its fuel, its deadline, wasmtime's stack limit or the stack guard
+    trapped where a limit was checked, not because of a fault. The instance's whole state is
+    its linear memory (restored by ``Instance._reset``, the stack part from the lowest stack pointer the
+    guard saw), the stack pointer and the guard's flags (set back by ``Instance.run``): the module
+    sets no other global and changes no table (``tests/unit/test_sandbox_state_audit.py``).
+    Any other trap is an engine fault, and that instance is discarded."""
+    if not isinstance(trap, wasmtime.Trap):
+        return False
+    code = trap.trap_code
+    return code in LIMIT_TRAPS or (guard and code == wasmtime.TrapCode.UNREACHABLE)
+
+
+LIMIT_TRAPS = (
+    wasmtime.TrapCode.OUT_OF_FUEL,
+    wasmtime.TrapCode.INTERRUPT,
+    wasmtime.TrapCode.STACK_OVERFLOW,
+)
