@@ -107,10 +107,11 @@ def restorable_after(trap: wasmtime.Trap | wasmtime.WasmtimeError, guard: bool) 
 
     A run stopped by its fuel, its deadline, wasmtime's stack limit or the stack guard
     trapped where a limit was checked, not because of a fault. The instance's whole state is
-    its linear memory (restored by ``Instance._reset``, the stack part from the lowest stack pointer the
-    guard saw), the stack pointer and the guard's flags (set back by ``Instance.run``): the module
-    sets no other global and changes no table (``tests/unit/test_sandbox_state_audit.py``).
-    Any other trap is an engine fault, and that instance is discarded."""
+    its linear memory (restored by ``Instance._reset``, the stack part from the lowest stack
+    pointer the guard saw), the stack pointer and the guard's flags (set back by
+    ``Instance.run``): the module sets no other global and changes no table
+    (``tests/unit/test_sandbox_state_audit.py``). Any other trap is an engine fault, and that
+    instance is discarded."""
     if not isinstance(trap, wasmtime.Trap):
         return False
     code = trap.trap_code
