@@ -8,6 +8,11 @@ first run's ``Math.random`` seed, and runs are deterministic, so the client sees
 billed for) exactly what one run in a thread would have given; the discarded slice is not
 billed. ``CODEXEC_INLINE_FUEL=0`` sends every run to a thread. A streamed run always goes to
 a thread (its lines must not be sent twice).
+
+Code whose slice ran out goes straight to a thread the next times it comes (clients run the
+same code again with another ``context``), until a run of it needs no more than the slice
+again; the process remembers up to ``_LONG_KEPT`` such codes by hash (a collision only costs
+one run its inline try).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from service.streaming import OutputStream
 __all__ = ["Dispatcher"]
 
 _SLICES_KEPT = 1024
+_LONG_KEPT = 4096
 
 
 class Dispatcher:
@@ -36,8 +42,10 @@ class Dispatcher:
         self._admission = admission
         self._metrics = metrics
         self._sliced: dict[Limits, Limits] = {}  # limits -> the same with the inline slice
+        self._long: set[int] = set()  # hashes of code whose last slice was not enough
         self._inline_done = metrics.inline_runs.labels("done")
         self._inline_moved = metrics.inline_runs.labels("moved")
+        self._inline_skipped = metrics.inline_runs.labels("skipped")
 
     async def run(
         self,
@@ -64,12 +72,24 @@ class Dispatcher:
             return await self._admission.run(
                 client_id, lambda: sandbox.run(code, context_json, limits), share=share
             )
+        key = hash(code)
+        if key in self._long:
+            self._inline_skipped.inc()
+            result = await self._admission.run(
+                client_id, lambda: sandbox.run(code, context_json, limits), share=share
+            )
+            if result.fuel <= slice_fuel:
+                self._long.discard(key)
+            return result
         first = sandbox.run(code, context_json, self._inline(limits, slice_fuel))
         error = first.error
         if error is None or error.type != "FuelExhaustedError" or limits.fuel <= slice_fuel:
             self._inline_done.inc()
             return first
         self._inline_moved.inc()
+        if len(self._long) >= _LONG_KEPT:
+            self._long.clear()
+        self._long.add(key)
         seed = first.random_seed
         return await self._admission.run(
             client_id,

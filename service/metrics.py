@@ -104,8 +104,8 @@ class Metrics:
         )
         self.inline_runs = Counter(
             "codexec_inline_runs_total",
-            "Runs started inline on the event loop with a small fuel slice: done there, or "
-            "moved to a sandbox thread because they needed more.",
+            "Runs and the inline fuel slice on the event loop: done there, moved to a sandbox "
+            "thread because they needed more, or skipped (code whose slice ran out before).",
             ["result"],
             registry=r,
         )
