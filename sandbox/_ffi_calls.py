@@ -74,6 +74,10 @@ class _Raw:
         self.data_ptr = proto("wasmtime_memory_data", p, p, p)
         self.global_get = proto("wasmtime_global_get", None, p, p, p)
         self.global_set = proto("wasmtime_global_set", p, p, p, p)
+        # bool wasmtime_instance_export_get(context, instance, name, name_len, item*)
+        self.export_get = proto(
+            "wasmtime_instance_export_get", ctypes.c_bool, p, p, ctypes.c_char_p, c_size_t, p
+        )
 
 
 _RAW: list[_Raw] = []
@@ -151,15 +155,13 @@ def _bind_fast(store: wasmtime.Store, instance: wasmtime.Instance) -> Exports:
     api = _RAW[0]
     context = store._context()
     ctx = cast(int, ctypes.cast(context, c_void_p).value)
-    handle = ctypes.byref(instance._instance)
+    instance_addr = ctypes.addressof(instance._instance)
     keep: list[Any] = []
 
     def lookup(name: str, kind: int) -> Any:
         item = ffi.wasmtime_extern_t()
         raw = name.encode()
-        found = ffi.wasmtime_instance_export_get(
-            context, handle, ctypes.create_string_buffer(raw), len(raw), ctypes.byref(item)
-        )
+        found = api.export_get(ctx, instance_addr, raw, len(raw), ctypes.addressof(item))
         if not found or cast(int, item.kind) != kind:
             raise KeyError(name)
         keep.append(item)
