@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -34,6 +35,7 @@ LOOP_EXAMPLE = (
     '"language": "javascript"}'
 )
 CONNECTIONS = 16
+DRAIN_S = 1.0
 CAPS_OFF = "/execute caps off"
 LOOP = "/execute 1 ms loop"
 ROUNDS = 2
@@ -101,6 +103,13 @@ async def _make_key(url: str) -> str:
         await client.aclose()
 
 
+def _warm(url: str, script: Path, seconds: int) -> None:
+    """A warm-up run, then a pause: when wrk stops, the requests it leaves in flight are still
+    run (and hold the client's share of places, so the next run would start with 429s)."""
+    wrk(url, script, seconds)
+    time.sleep(DRAIN_S)
+
+
 def _measure(
     workers: int, services: list[Service], scripts: tuple[Path, Path], seconds: int, warmup: int
 ) -> list[tuple[int, str, dict[str, float]]]:
@@ -111,10 +120,10 @@ def _measure(
     script, loop_script = scripts
     capped, plain = services[0].url + "/execute", services[1].url + "/execute"
     noop = services[0].url + "/v1/noop"
-    wrk(noop, script, warmup)
+    _warm(noop, script, warmup)
     rows = [(workers, "/v1/noop", wrk(noop, script, seconds))]
     for url in (capped, plain):
-        wrk(url, script, warmup)
+        _warm(url, script, warmup)
     slices: dict[str, list[dict[str, float]]] = {capped: [], plain: []}
     for _ in range(ROUNDS):
         for url in (capped, plain):
@@ -124,7 +133,7 @@ def _measure(
         mean = {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
         mean["non_2xx"] = sum(r["non_2xx"] for r in runs)
         rows.append((workers, label, mean))
-    wrk(capped, loop_script, warmup)
+    _warm(capped, loop_script, warmup)
     rows.append((workers, LOOP, wrk(capped, loop_script, seconds)))
     return rows
 
