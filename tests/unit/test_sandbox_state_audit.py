@@ -57,7 +57,7 @@ def _mutable_globals(wasm: bytes) -> set[int]:
     body = _section(wasm, SEC_GLOBAL)
     count, i = uleb(body, 0)
     mutable = set()
-    for index in range(count):  # the module imports no global (_wasm.imported_funcs checks)
+    for index in range(count):  # no imported globals: the stack guard patch refuses them
         mut = body[i + 1]
         i += 2
         while body[i] != 0x0B:  # the constant initializer expression
