@@ -201,6 +201,9 @@ class Gate:
         need = to_pico(max_cost)
         hold = hold_s + self.settle_grace_s  # the lease must outlive the run and its record
         token = lease.take(time.monotonic())
+        # One Redis time budget for the whole step, waiting on another request's call included
+        # (set when this request first has to wait for Redis; None: no bound)
+        deadline: float | None = None
         while True:
             clock = time.monotonic()
             if lease.unlimited_until > clock:
@@ -214,9 +217,18 @@ class Gate:
                     return held.reserve(client_id, need)
             if lease.syncing is None:
                 break
-            await asyncio.shield(lease.syncing)  # one call per client at a time: wait for it
+            deadline = self._deadline(deadline)
+            async with asyncio.timeout_at(deadline):  # one call per client at a time: wait
+                await asyncio.shield(lease.syncing)
             token = token or lease.take(time.monotonic())
-        return await self._sync(client_id, plan, lease, month, need, hold, token)
+        deadline = self._deadline(deadline)
+        return await self._sync(client_id, plan, lease, month, need, hold, token, deadline)
+
+    def _deadline(self, deadline: float | None) -> float | None:
+        """``deadline``, or (the first time) the loop time when the Redis budget runs out."""
+        if deadline is not None or self.redis_timeout_s is None:
+            return deadline
+        return asyncio.get_running_loop().time() + self.redis_timeout_s
 
     async def _sync(
         self,
@@ -227,8 +239,10 @@ class Gate:
         need: int,
         hold: float,
         token: bool,
+        deadline: float | None,
     ) -> Reservation | None:
-        """Replace this process's budget lease (and take tokens unless ``token``): one call."""
+        """Replace this process's budget lease (and take tokens unless ``token``): one call,
+        bounded by ``deadline`` (loop time; None: no bound)."""
         held = lease.slice
         if held is None or held.month != month:
             held = lease.slice = BudgetLease(month)
@@ -243,9 +257,8 @@ class Gate:
         lease.syncing = done
         keep = held.begin_sync()
         try:
-            reply = await within(
-                self.redis_timeout_s,
-                self._admit(
+            async with asyncio.timeout_at(deadline):
+                reply = await self._admit(
                     keys=self._keys(client_id, month),
                     args=[
                         repr(float(plan.rate_per_second)),
@@ -260,8 +273,7 @@ class Gate:
                         math.ceil((ttl + 1.0) * 1000),
                         repr(self.budget_lease_share),
                     ],
-                ),
-            )
+                )
         except BaseException:
             held.end_sync(0, held.expires)  # the old free part may be gone: never reuse it
             raise

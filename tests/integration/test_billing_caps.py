@@ -112,6 +112,34 @@ async def test_a_dead_processs_lease_is_swept_after_its_lifetime(
     assert await redis_client.hget(keys.budget_leases("acme", MONTH), dead.lease_id) is None
 
 
+async def test_admission_gives_up_within_one_redis_budget_even_after_waiting(
+    redis_server: str, redis_client: aioredis.Redis
+) -> None:
+    """Admission is one step with one Redis budget (``CODEXEC_REDIS_BUDGET_S``): a request that
+    waits for another request's lease call (one per client at a time) and would then make its
+    own gives up when the budget is spent, not after twice it (and fails open, as the first)."""
+    client = aioredis.Redis.from_url(redis_server)
+    gate = Gate(client, hard_caps=True, redis_timeout_s=0.4)
+    plan = capped("1")
+
+    async def admit() -> float:
+        started = time.monotonic()
+        assert await gate.admit("acme", plan, now=NOW, max_cost=Decimal("0.000001")) is None
+        return time.monotonic() - started
+
+    try:
+        await redis_client.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+        paused = time.monotonic()
+        first, second = await asyncio.gather(admit(), admit())
+        # each gives up after 0.4 s; waiting for the first call and then making its own
+        # would take the second 0.8 s
+        assert first < 0.7
+        assert second < 0.7
+    finally:
+        await asyncio.sleep(max(0.0, 1.6 - (time.monotonic() - paused)))
+        await client.aclose()
+
+
 async def test_clients_without_a_budget_hold_no_lease(redis_client: aioredis.Redis) -> None:
     gate = Gate(redis_client, hard_caps=True)
     unlimited = PLANS.get("enterprise")
