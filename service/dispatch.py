@@ -67,19 +67,23 @@ class Dispatcher:
                 return sandbox.run(code, context_json, limits, on_output=out.line, stop=out.stop)
 
             return await self._admission.run(client_id, streamed, share=share)
+
+        async def in_thread(seed: int | None = None) -> Result:
+            return await self._admission.run(
+                client_id,
+                lambda: sandbox.run(code, context_json, limits, random_seed=seed),
+                share=share,
+            )
+
         slice_fuel = self._settings.inline_fuel
         if slice_fuel <= 0:
-            return await self._admission.run(
-                client_id, lambda: sandbox.run(code, context_json, limits), share=share
-            )
-        key = hash(code)
-        if key in self._long:
+            return await in_thread()
+        long = self._long
+        if long and hash(code) in long:  # (str caches its hash: computed once per request)
             self._inline_skipped.inc()
-            result = await self._admission.run(
-                client_id, lambda: sandbox.run(code, context_json, limits), share=share
-            )
+            result = await in_thread()
             if result.fuel <= slice_fuel:
-                self._long.discard(key)
+                long.discard(hash(code))
             return result
         first = sandbox.run(code, context_json, self._inline(limits, slice_fuel))
         error = first.error
@@ -87,15 +91,10 @@ class Dispatcher:
             self._inline_done.inc()
             return first
         self._inline_moved.inc()
-        if len(self._long) >= _LONG_KEPT:
-            self._long.clear()
-        self._long.add(key)
-        seed = first.random_seed
-        return await self._admission.run(
-            client_id,
-            lambda: sandbox.run(code, context_json, limits, random_seed=seed),
-            share=share,
-        )
+        if len(long) >= _LONG_KEPT:
+            long.clear()
+        long.add(hash(code))
+        return await in_thread(first.random_seed)
 
     def _inline(self, limits: Limits, slice_fuel: int) -> Limits:
         """``limits`` with the inline fuel slice, one object per ``limits`` (the sandbox
