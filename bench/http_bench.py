@@ -10,24 +10,33 @@ reservation + usage record with its ledger entry). A second service of the same 
 Prints req/s, p50, p99, the ratio to the no-op ceiling and the ratio of hard caps to
 recording alone. Two more rows per worker count, with no target, follow the paths the
 contract's example does not take: a ~1 ms loop (a sandbox thread) and an 11 KB ``context``
-(an instance rebuilt after every run).
+(an instance rebuilt after every run). First, for each worker count, the prototype's bare
+FastAPI no-op (:mod:`bench.bare_app`) is measured the same way: how fast the machine is today
+against the prototype's figures, and the least p99 any FastAPI endpoint gets here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import redis.asyncio as aioredis
 
+from bench.bare_app import PROTOTYPE_RPS
 from billing.apikeys import ApiKeys
-from billing.embedded import EmbeddedRedis
+from billing.embedded import EmbeddedRedis, free_port
 from reliability.launch import Service, launch
 
 EXAMPLE = '{"code": "const x = 10; const y = 20; return x + y;", "language": "javascript"}'
@@ -45,6 +54,9 @@ CONTEXT_EXAMPLE = json.dumps(
         "context": {"rows": [{"id": i, "name": "x" * 20} for i in range(280)]},
     }
 )
+BARE_BODY = '{"code": "const x = 10; const y = 20; return x + y;", "timeout_ms": 1000}'
+BARE = "bare FastAPI no-op"
+JSON = {"Content-Type": "application/json"}
 CONNECTIONS = 16
 DRAIN_S = 1.0
 CAPS_OFF = "/execute caps off"
@@ -122,6 +134,39 @@ def _warm(url: str, script: Path, seconds: int) -> None:
     time.sleep(DRAIN_S)
 
 
+@contextmanager
+def _bare_app(workers: int, timeout: float = 60) -> Iterator[str]:
+    """Serve :mod:`bench.bare_app` with ``workers`` workers; yields its ``/noop`` URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare_app", url.rsplit(":", 1)[1], str(workers)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("bench.bare_app did not start")
+            try:
+                answer = httpx.post(url + "/noop", content=BARE_BODY, headers=JSON, timeout=2)
+                if answer.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        time.sleep(1.0)  # the other workers finish starting
+        yield url + "/noop"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def _measure(
     workers: int,
     services: list[Service],
@@ -177,7 +222,16 @@ def run(quick: bool = False) -> None:
                     'wrk.headers["Content-Type"] = "application/json"\n'
                     f'wrk.headers["Authorization"] = "Bearer {token}"\n'
                 )
+            bare_script = root / "bare.lua"
+            bare_script.write_text(
+                'wrk.method = "POST"\n'
+                f"wrk.body = {json.dumps(BARE_BODY)}\n"
+                'wrk.headers["Content-Type"] = "application/json"\n'
+            )
             for workers in (1, 2):
+                with _bare_app(workers) as bare:
+                    _warm(bare, bare_script, warmup)
+                    rows.append((workers, BARE, wrk(bare, bare_script, seconds)))
                 services = [
                     launch(
                         {
@@ -199,11 +253,9 @@ def run(quick: bool = False) -> None:
     print(f"wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency (after {warmup}s warm-up), 127.0.0.1")
     header = ("workers", "endpoint", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs no-op")
     print("{:>7} {:<20} {:>9} {:>8} {:>8} {:>8} {:>9}".format(*header))
-    ceiling: dict[int, float] = {}
     by_row = {(workers, path): r["rps"] for workers, path, r in rows}
+    ceiling = {workers: rps for (workers, path), rps in by_row.items() if path == "/v1/noop"}
     for workers, path, r in rows:
-        if path == "/v1/noop":
-            ceiling[workers] = r["rps"]
         ratio = r["rps"] / ceiling[workers]
         print(
             f"{workers:>7} {path:<20} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
@@ -214,6 +266,14 @@ def run(quick: bool = False) -> None:
         f"({LOOP}: ~1 ms of JS per request, run in a sandbox thread; {CONTEXT}: its instance "
         "is rebuilt after every run; neither is a target)"
     )
+    for workers in sorted(ceiling):
+        bare_rps = by_row[workers, BARE]
+        print(
+            f"{workers} worker(s): the prototype's bare FastAPI no-op {bare_rps:.0f} req/s here vs "
+            f"{PROTOTYPE_RPS[workers]:.0f} in its REPORT.md: the machine runs at "
+            f"{bare_rps / PROTOTYPE_RPS[workers]:.2f}x that day's speed; /execute is "
+            f"{by_row[workers, '/execute'] / bare_rps:.0%} of the bare no-op"
+        )
     for workers in sorted(ceiling):
         capped, plain = by_row[workers, "/execute"], by_row[workers, CAPS_OFF]
         print(

@@ -23,7 +23,7 @@ from billing.plans import Plans
 from service.config import Settings
 from service.logs import configure_logging
 from service.receipt_cli import add_receipt_command
-from service.workers import run_workers
+from service.workers import APP, run_workers
 
 __all__ = ["main"]
 
@@ -121,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
         # SystemExit lets the embedded Redis be stopped on the way out.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(
-            "service.app:create_app",
+            APP,
             factory=True,
             host=settings.host,
             port=settings.port,

@@ -23,6 +23,9 @@ __all__ = ["reuseport_socket", "run_workers"]
 
 log = logging.getLogger("codexec.workers")
 
+APP = "service.app:create_app"
+"""The ASGI application factory the workers serve (``bench`` serves a reference app too)."""
+
 BACKLOG = 2048
 
 
@@ -38,14 +41,14 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, log_level: str, graceful_s: int) -> None:
+def _worker(host: str, port: int, log_level: str, graceful_s: int, app: str) -> None:
     import uvicorn
 
     from service.logs import configure_logging
 
     configure_logging(log_level)
     config = uvicorn.Config(
-        "service.app:create_app",
+        app,
         factory=True,
         log_config=None,
         access_log=False,
@@ -62,15 +65,22 @@ def _mark_dead(pid: int | None) -> None:
 
 
 def run_workers(
-    workers: int, host: str, port: int, *, log_level: str = "INFO", graceful_s: int = 30
+    workers: int,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "INFO",
+    graceful_s: int = 30,
+    app: str = APP,
 ) -> None:
-    """Serve with ``workers`` processes until SIGTERM or SIGINT; restart workers that die."""
+    """Serve ``app`` (``module:factory``) with ``workers`` processes until SIGTERM or SIGINT;
+    restart workers that die."""
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
     def start() -> BaseProcess:
         process = context.Process(
-            target=_worker, args=(host, port, log_level, graceful_s), daemon=False
+            target=_worker, args=(host, port, log_level, graceful_s, app), daemon=False
         )
         process.start()
         return process
