@@ -18,7 +18,7 @@ from service.execution import ExecutionService
 from service.jobs.store import JobStore
 from service.metrics import Metrics
 
-__all__ = ["AdminDep", "CallerDep", "Services", "ServicesDep"]
+__all__ = ["AdminDep", "CallerDep", "Services", "ServicesDep", "authenticate"]
 
 
 @dataclass(slots=True)
@@ -44,6 +44,13 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def authenticate(request: Request) -> tuple[Services, Caller]:
+    """The services and the authenticated caller, resolved directly: ``/execute`` (and the
+    bench's no-op beside it) skip FastAPI's dependency solving, ~15 % of a trivial request."""
+    services: Services = request.app.state.services
+    return services, await services.auth.caller(request.headers.get("authorization"))
 
 
 async def get_caller(

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from service.body import read_json_object
-from service.deps import CallerDep, ServicesDep
+from service.deps import authenticate
 from service.routes.openapi import error_responses
 from service.schemas import EXECUTION_ID_PATTERN, ExecuteRequest, ExecuteResponse
 from service.streaming import stream_execution, wants_stream
@@ -51,8 +51,9 @@ _OPENAPI_EXTRA = {
 }
 
 
-async def execute(request: Request, services: ServicesDep, caller: CallerDep) -> Response:
+async def execute(request: Request) -> Response:
     """Run JavaScript in a fresh sandbox and bill the caller's client for it."""
+    services, caller = await authenticate(request)
     # Read directly (documented in _EXECUTION_ID_PARAMETER): a FastAPI Header parameter
     # costs a pydantic validation per request, and the pattern is checked by RequestCheck.
     x_execution_id = request.headers.get("x-execution-id")
@@ -80,8 +81,9 @@ async def execute(request: Request, services: ServicesDep, caller: CallerDep) ->
     return Response(done.body, media_type="application/json", headers=headers)
 
 
-async def noop(request: Request, services: ServicesDep, caller: CallerDep) -> Response:
+async def noop(request: Request) -> Response:
     """Benchmark baseline: auth, body bounds and validation as ``/execute``, no run, no Redis."""
+    services, _ = await authenticate(request)
     s = services.settings
     body = await read_json_object(
         request,
