@@ -154,14 +154,14 @@ async def open_services(
 
 
 def add_routes(app: FastAPI, *routers: APIRouter) -> None:
-    """Append the routers' routes to the app's own route list, in order.
+    """Put the routers' routes, in order, at the head of the app's own route list (before the
+    docs pages, so ``/execute`` is the first route tried).
 
     ``include_router`` keeps each router as one nested entry, which FastAPI matches twice (the
     entry, then its routes): a request for a route in the eighth router spent ~50 us just
     being matched. The routes are complete as built (these routers have no prefix and are
     included without options), so flat is the same API at a few us per request."""
-    for router in routers:
-        app.router.routes.extend(router.routes)
+    app.router.routes[:0] = [route for router in routers for route in router.routes]
 
 
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> FastAPI:
