@@ -4,7 +4,8 @@
 
 * ``Sandbox.run``: the full public path (in-place snapshot reset, all limits on);
 * a fresh wasm instance per execution with full init (Store, instantiate, ``_initialize``,
-  ``JS_NewRuntime``, ``JS_NewContext``, prelude), then the same run;
+  ``JS_NewRuntime``, ``JS_NewContext``, prelude of the plain snapshot, the one these scripts
+  run in), then the same run;
 * native ``quickjs`` (PyPI binding, no sandbox, no limits) with a new ``Context`` per run,
   the code wrapped in a plain (non-async) function.
 
@@ -98,7 +99,7 @@ def _fresh(sb: Sandbox, code: str) -> Callable[[], object]:
     data = code.encode()
 
     def run() -> object:
-        template, guest = build(sb.compiled, True)
+        template, guest = build(sb.compiled, True, full=False)
         instance = Instance(sb.compiled, template, True, guest)
         try:
             return instance.run(data, "{}", LIMITS, 1, 10)[0]
