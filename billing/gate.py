@@ -40,7 +40,7 @@ from billing.leases import BudgetLease, Reservation
 from billing.money import format_usd, from_pico, to_pico
 from billing.plans import Plan
 from billing.quotas import budget_for
-from billing.scripts import UNREACHABLE, AnyRedis, register, within
+from billing.scripts import UNREACHABLE, AnyRedis, register, until, within
 from billing.tokens import Lease, RateState, lease_size, policy
 from billing.totals import spent_pusd
 
@@ -257,8 +257,9 @@ class Gate:
         lease.syncing = done
         keep = held.begin_sync()
         try:
-            async with asyncio.timeout_at(deadline):
-                reply = await self._admit(
+            reply = await until(
+                deadline,
+                self._admit(
                     keys=self._keys(client_id, month),
                     args=[
                         repr(float(plan.rate_per_second)),
@@ -273,7 +274,8 @@ class Gate:
                         math.ceil((ttl + 1.0) * 1000),
                         repr(self.budget_lease_share),
                     ],
-                )
+                ),
+            )
         except BaseException:
             held.end_sync(0, held.expires)  # the old free part may be gone: never reuse it
             raise

@@ -15,7 +15,6 @@ execution: idempotency look-ups, rate limits and quota reads fail open, counted 
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from decimal import Decimal
 from typing import Any
@@ -28,6 +27,7 @@ from billing.gate import Gate
 from billing.leases import Reservation
 from billing.plans import Plan, Plans
 from billing.pricing import price
+from billing.scripts import within
 from billing.usage import UsageStore
 from sandbox import Limits, Sandbox
 from service.admission import Admission
@@ -149,8 +149,9 @@ class ExecutionService:
     async def _replay(self, client_id: str, execution_id: str, body_hash: str) -> Executed | None:
         """The stored answer of an execution ID already used (409 for another body)."""
         try:
-            async with asyncio.timeout(self._settings.redis_budget_s):
-                stored = await self._usage.lookup(client_id, execution_id)
+            stored = await within(
+                self._settings.redis_budget_s, self._usage.lookup(client_id, execution_id)
+            )
         except (RedisError, TimeoutError):
             redis_failed(self._metrics, "lookup")
             return None
