@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +35,7 @@ import redis.asyncio as aioredis
 from bench.bare_app import PROTOTYPE_RPS
 from billing.apikeys import ApiKeys
 from billing.embedded import EmbeddedRedis, free_port
-from reliability.launch import Service, launch
+from reliability.launch import Service, launch, stop_group
 
 EXAMPLE = '{"code": "const x = 10; const y = 20; return x + y;", "language": "javascript"}'
 # ~1 ms of JS, over the inline slice: a run that goes to a sandbox thread (service.dispatch)
@@ -127,6 +125,16 @@ async def _make_key(url: str) -> str:
         await client.aclose()
 
 
+def _wrk_script(path: Path, body: str, token: str | None = None) -> Path:
+    """Write a wrk script that POSTs ``body`` as JSON (with ``token`` as a Bearer key)."""
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
+    lines.append('wrk.headers["Content-Type"] = "application/json"')
+    if token is not None:
+        lines.append(f'wrk.headers["Authorization"] = "Bearer {token}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def _warm(url: str, script: Path, seconds: int) -> None:
     """A warm-up run, then a pause: when wrk stops, the requests it leaves in flight are still
     run (and hold the client's share of places, so the next run would start with 429s)."""
@@ -159,12 +167,7 @@ def _bare_app(workers: int, timeout: float = 60) -> Iterator[str]:
         time.sleep(1.0)  # the other workers finish starting
         yield url + "/noop"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 def _measure(
@@ -213,21 +216,12 @@ def run(quick: bool = False) -> None:
         plans.write_text(json.dumps(PLANS))
         with EmbeddedRedis(root / "redis") as redis_server:
             token = asyncio.run(_make_key(redis_server.url))
-            scripts = (root / "post.lua", root / "loop.lua", root / "context.lua")
-            bodies = (EXAMPLE, LOOP_EXAMPLE, CONTEXT_EXAMPLE)
-            for script, body in zip(scripts, bodies, strict=True):
-                script.write_text(
-                    'wrk.method = "POST"\n'
-                    f"wrk.body = {json.dumps(body)}\n"
-                    'wrk.headers["Content-Type"] = "application/json"\n'
-                    f'wrk.headers["Authorization"] = "Bearer {token}"\n'
-                )
-            bare_script = root / "bare.lua"
-            bare_script.write_text(
-                'wrk.method = "POST"\n'
-                f"wrk.body = {json.dumps(BARE_BODY)}\n"
-                'wrk.headers["Content-Type"] = "application/json"\n'
+            scripts = (
+                _wrk_script(root / "post.lua", EXAMPLE, token),
+                _wrk_script(root / "loop.lua", LOOP_EXAMPLE, token),
+                _wrk_script(root / "context.lua", CONTEXT_EXAMPLE, token),
             )
+            bare_script = _wrk_script(root / "bare.lua", BARE_BODY)
             for workers in (1, 2):
                 with _bare_app(workers) as bare:
                     _warm(bare, bare_script, warmup)

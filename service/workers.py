@@ -19,7 +19,7 @@ import threading
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-__all__ = ["reuseport_socket", "run_workers"]
+__all__ = ["APP", "reuseport_socket", "run_workers"]
 
 log = logging.getLogger("codexec.workers")
 

@@ -108,15 +108,11 @@ async def noop(request: Request) -> Response:
     return Response(b'{"success":true,"result":null}', media_type="application/json")
 
 
-def add_bench_routes(target: APIRouter) -> None:
+def bench_router() -> APIRouter:
     """The no-op baseline of ``make bench`` (only when ``CODEXEC_BENCH_ENDPOINTS`` is set)."""
-    target.add_api_route(
-        "/v1/noop",
-        noop,
-        methods=["POST"],
-        include_in_schema=False,
-        route_class_override=DirectRoute,
-    )
+    bench = APIRouter(route_class=DirectRoute)
+    bench.add_api_route("/v1/noop", noop, methods=["POST"], include_in_schema=False)
+    return bench
 
 
 for path, name in (("/execute", "execute"), ("/", "execute_worker_alias")):
